@@ -1,0 +1,105 @@
+"""Tracker hyper-parameters as frozen dataclasses, one preset per published checkpoint."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+__all__ = ["LongTermConfig", "TrackerConfig", "PRESETS", "preset"]
+
+
+@dataclass(frozen=True)
+class LongTermConfig:
+    """Lost-target handling, as in pysot's long-term SiamRPN++ tracker.
+
+    Below ``confidence_low`` the target is declared lost, the state is held and the next
+    frames search a ``search_size`` crop at the same image scale; above
+    ``confidence_high`` it is found again. In between the state is kept (hysteresis).
+    With ``enabled`` False the search never grows and the state is always updated (the
+    published SiamMask), but TRACKING/LOST is still reported with the same thresholds.
+    """
+
+    enabled: bool = False
+    confidence_low: float = 0.85
+    confidence_high: float = 0.998
+    search_size: int = 831
+    lost_window_influence: float = 0.001
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.confidence_low < self.confidence_high < 1.0):
+            raise ValueError(
+                "long-term thresholds need 0 < confidence_low < confidence_high < 1, got "
+                f"confidence_low={self.confidence_low}, confidence_high={self.confidence_high}"
+            )
+        if self.search_size < 255 or (self.search_size - 127) % 8 != 0:
+            raise ValueError(
+                f"long-term search_size must be >= 255 with (size - 127) % 8 == 0, got {self.search_size}"
+            )
+        if not 0.0 <= self.lost_window_influence <= 1.0:
+            raise ValueError(f"lost_window_influence must be in [0, 1], got {self.lost_window_influence}")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """SiamMask tracking parameters; defaults are the ``vot`` preset."""
+
+    penalty_k: float = 0.04
+    window_influence: float = 0.42
+    lr: float = 0.25
+    seg_thr: float = 0.30
+    exemplar_size: int = 127
+    instance_size: int = 255
+    total_stride: int = 8
+    base_size: int = 8
+    context_amount: float = 0.5
+    anchor_ratios: tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
+    anchor_scales: tuple[float, ...] = (8.0,)
+    min_box_size: float = 10.0
+    long_term: LongTermConfig = field(default_factory=LongTermConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("penalty_k", "window_influence", "lr", "seg_thr"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        for name in ("window_influence", "lr", "seg_thr"):
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name} must be <= 1, got {getattr(self, name)}")
+        if (self.instance_size - self.exemplar_size) % self.total_stride != 0:
+            raise ValueError(
+                f"instance_size - exemplar_size must be a multiple of total_stride "
+                f"({self.instance_size} - {self.exemplar_size} vs {self.total_stride})"
+            )
+
+    @property
+    def anchor_num(self) -> int:
+        return len(self.anchor_ratios) * len(self.anchor_scales)
+
+    def score_size(self, instance_size: int) -> int:
+        """Side of the score map for a search crop of ``instance_size`` (25 for 255, 97 for 831)."""
+        return (instance_size - self.exemplar_size) // self.total_stride + 1 + self.base_size
+
+    def with_changes(self, **changes) -> "TrackerConfig":
+        """A copy with some fields replaced (validated again); ``long_term`` takes a dict too."""
+        long_term = changes.pop("long_term", None)
+        if isinstance(long_term, dict):
+            long_term = replace(self.long_term, **long_term)
+        if long_term is not None:
+            changes["long_term"] = long_term
+        return replace(self, **changes)
+
+
+# The published reference's JSON configs, one per released checkpoint.
+PRESETS: dict[str, TrackerConfig] = {
+    "davis": TrackerConfig(penalty_k=0.04, window_influence=0.40, lr=1.00, seg_thr=0.35),
+    "vot": TrackerConfig(penalty_k=0.04, window_influence=0.42, lr=0.25, seg_thr=0.30),
+    "vot_ld": TrackerConfig(penalty_k=0.10, window_influence=0.41, lr=0.32, seg_thr=0.15),
+}
+
+
+def preset(name: str) -> TrackerConfig:
+    """The named preset; raises ValueError listing the valid names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
