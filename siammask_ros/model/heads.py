@@ -1,0 +1,216 @@
+"""SiamMask's neck, depthwise-correlation heads and mask refinement module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .resnet import init_weights
+
+__all__ = [
+    "AdjustLayer",
+    "DepthwiseCorrelation",
+    "Refine",
+    "RefineInputs",
+    "depthwise_xcorr",
+]
+
+NormLayer = Callable[[int], nn.Module]
+
+
+def depthwise_xcorr(search: Tensor, kernel: Tensor) -> Tensor:
+    """Correlate each channel of ``search`` with the same channel of ``kernel``.
+
+    Both are (B, C, H, W) with the same B and C; the result is
+    (B, C, Hs - Hk + 1, Ws - Wk + 1). Runs as one grouped convolution with B*C groups,
+    so every batch element uses its own kernel.
+    """
+    if search.dim() != 4 or kernel.dim() != 4 or search.shape[:2] != kernel.shape[:2]:
+        raise ValueError(
+            f"depthwise_xcorr needs (B, C, H, W) maps with equal B and C, "
+            f"got search {tuple(search.shape)} and kernel {tuple(kernel.shape)}"
+        )
+    batch, channels = kernel.shape[:2]
+    groups = batch * channels
+    out = F.conv2d(
+        search.reshape(1, groups, *search.shape[2:]),
+        kernel.reshape(groups, 1, *kernel.shape[2:]),
+        groups=groups,
+    )
+    return out.reshape(batch, channels, *out.shape[2:])
+
+
+class AdjustLayer(nn.Module):
+    """The neck: 1x1 conv + norm, then the centre ``crop_size`` square of small maps.
+
+    Maps narrower than ``crop_below`` are template features (15x15 for a 127 crop); the
+    published network uses only their centre 7x7 (dropping 4 on each side).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1024,
+        out_channels: int = 256,
+        crop_size: int = 7,
+        crop_below: int = 20,
+        norm_layer: NormLayer | None = None,
+    ) -> None:
+        super().__init__()
+        norm_layer = norm_layer or nn.BatchNorm2d
+        self.downsample = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
+            norm_layer(out_channels),
+        )
+        self.crop_size = crop_size
+        self.crop_below = crop_below
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.downsample(x)
+        width = x.shape[-1]
+        if width >= self.crop_below:
+            return x
+        if width < self.crop_size:
+            raise ValueError(f"feature map width {width} is smaller than the neck's crop size {self.crop_size}")
+        start = (width - self.crop_size) // 2
+        end = start + self.crop_size
+        return x[:, :, start:end, start:end]
+
+
+def _conv_norm_relu(in_channels: int, out_channels: int, kernel_size: int, norm_layer: NormLayer) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, bias=False),
+        norm_layer(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DepthwiseCorrelation(nn.Module):
+    """One SiamMask head: embed both branches, correlate depthwise, then a 1x1 head.
+
+    With 256 channels, a 7x7 template and a 31x31 search, the correlation is 25x25.
+
+    Args:
+        out_channels: 10 (cls: 2 x 5 anchors), 20 (loc: 4 x 5) or 3969 (63x63 mask).
+    """
+
+    def __init__(
+        self,
+        out_channels: int,
+        in_channels: int = 256,
+        hidden: int = 256,
+        kernel_size: int = 3,
+        norm_layer: NormLayer | None = None,
+    ) -> None:
+        super().__init__()
+        norm_layer = norm_layer or nn.BatchNorm2d
+        self.conv_kernel = _conv_norm_relu(in_channels, hidden, kernel_size, norm_layer)
+        self.conv_search = _conv_norm_relu(in_channels, hidden, kernel_size, norm_layer)
+        self.head = nn.Sequential(
+            nn.Conv2d(hidden, hidden, kernel_size=1, bias=False),
+            norm_layer(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, out_channels, kernel_size=1),
+        )
+        init_weights(self)
+
+    def correlate(self, kernel: Tensor, search: Tensor) -> Tensor:
+        """The ``hidden``-channel correlation feature, before the head."""
+        return depthwise_xcorr(self.conv_search(search), self.conv_kernel(kernel))
+
+    def forward(self, kernel: Tensor, search: Tensor) -> Tensor:
+        return self.head(self.correlate(kernel, search))
+
+
+class RefineInputs(NamedTuple):
+    """What the refinement module sees of one score-map position."""
+
+    p0: Tensor  # (B, C0, 61, 61) conv1 window
+    p1: Tensor  # (B, C1, 31, 31) layer1 window
+    p2: Tensor  # (B, C2, 15, 15) layer2 window
+    p3: Tensor  # (B, Cc, 1, 1) correlation feature at the position
+
+
+def _relu_convs(*channels: int) -> nn.Sequential:
+    """3x3 padded conv + ReLU for each consecutive pair in ``channels``."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        layers += [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class Refine(nn.Module):
+    """SiamMask "sharp" refinement: a 127x127 mask from one score-map position.
+
+    The correlation vector at the position is deconvolved to 15x15 and merged, coarse to
+    fine, with windows of layer2, layer1 and conv1 features around that position (U-Net
+    style, nearest upsampling 15 -> 31 -> 61 -> 127).
+
+    Args:
+        skip_channels: channels of the conv1, layer1 and layer2 features.
+        corr_channels: channels of the mask head's correlation feature.
+        hidden_channels: inner widths of the v0, v1 and v2 branches.
+    """
+
+    #: (zero padding, stride in feature pixels per score-map cell, window side) for p0..p2.
+    windows: tuple[tuple[int, int, int], ...] = ((16, 4, 61), (8, 2, 31), (4, 1, 15))
+    sizes: tuple[int, int, int] = (31, 61, 127)
+
+    def __init__(
+        self,
+        skip_channels: Sequence[int] = (64, 256, 512),
+        corr_channels: int = 256,
+        hidden_channels: Sequence[int] = (16, 64, 128),
+    ) -> None:
+        super().__init__()
+        if len(skip_channels) != 3 or len(hidden_channels) != 3:
+            raise ValueError(
+                f"skip_channels and hidden_channels need 3 entries each, got {tuple(skip_channels)} "
+                f"and {tuple(hidden_channels)}"
+            )
+        c0, c1, c2 = skip_channels
+        h0, h1, h2 = hidden_channels
+        self.v0 = _relu_convs(c0, h0, 4)
+        self.v1 = _relu_convs(c1, h1, 16)
+        self.v2 = _relu_convs(c2, h2, 32)
+        self.h2 = _relu_convs(32, 32, 32)
+        self.h1 = _relu_convs(16, 16, 16)
+        self.h0 = _relu_convs(4, 4, 4)
+        self.deconv = nn.ConvTranspose2d(corr_channels, 32, kernel_size=15, stride=15)
+        self.post0 = nn.Conv2d(32, 16, kernel_size=3, padding=1)
+        self.post1 = nn.Conv2d(16, 4, kernel_size=3, padding=1)
+        self.post2 = nn.Conv2d(4, 1, kernel_size=3, padding=1)
+        init_weights(self)
+
+    def crop(self, skips: Sequence[Tensor], corr: Tensor, row: int, col: int) -> RefineInputs:
+        """Cut the windows for score-map position (``row``, ``col``) out of the search features."""
+        rows, cols = corr.shape[-2:]
+        if not (0 <= row < rows and 0 <= col < cols):
+            raise ValueError(f"position (row={row}, col={col}) is outside the {rows}x{cols} score map")
+        crops = []
+        for feature, (pad, stride, side) in zip(skips, self.windows):
+            top, left = stride * row, stride * col
+            window = F.pad(feature, (pad, pad, pad, pad))[:, :, top : top + side, left : left + side]
+            if window.shape[-2:] != (side, side):
+                raise ValueError(
+                    f"a {tuple(feature.shape[-2:])} feature map is too small for a {rows}x{cols} "
+                    f"score map: window at (row={row}, col={col}) is {tuple(window.shape[-2:])}, not {side}x{side}"
+                )
+            crops.append(window)
+        p3 = corr[:, :, row : row + 1, col : col + 1]
+        return RefineInputs(crops[0], crops[1], crops[2], p3)
+
+    def fuse(self, inputs: RefineInputs) -> Tensor:
+        """(B, 127, 127) mask logits from the cropped inputs."""
+        size0, size1, size2 = self.sizes
+        out = self.deconv(inputs.p3)
+        out = self.post0(F.interpolate(self.h2(out) + self.v2(inputs.p2), size=(size0, size0), mode="nearest"))
+        out = self.post1(F.interpolate(self.h1(out) + self.v1(inputs.p1), size=(size1, size1), mode="nearest"))
+        out = self.post2(F.interpolate(self.h0(out) + self.v0(inputs.p0), size=(size2, size2), mode="nearest"))
+        return out.squeeze(1)
+
+    def forward(self, skips: Sequence[Tensor], corr: Tensor, row: int, col: int) -> Tensor:
+        return self.fuse(self.crop(skips, corr, row, col))
