@@ -1,0 +1,326 @@
+"""SiamMaskTracker: the per-sequence SiamMask algorithm around a stateless network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from siammask_ros.model import SearchOutput, SiamMask, resolve_device
+
+from .config import TrackerConfig
+from .geometry import (
+    apply_prediction,
+    clip_state,
+    context_size,
+    cosine_window,
+    crop_patch,
+    decode_boxes,
+    foreground_scores,
+    generate_anchors,
+    mask_in_frame,
+    refined_patch_box,
+    rotated_box_from_mask,
+    scale_ratio_penalty,
+    search_side,
+    to_bgr,
+    validate_box,
+)
+from .result import RotatedBox, TrackResult, TrackState
+
+__all__ = ["SiamMaskTracker"]
+
+
+@dataclass
+class _Sequence:
+    """What the tracker remembers about the sequence in progress."""
+
+    template: torch.Tensor  # (1, 256, 7, 7) template features
+    pad_color: np.ndarray  # (3,) uint8: channel average of the first frame, truncated
+    center: tuple[float, float]
+    size: tuple[float, float]
+    frame_size: tuple[int, int]  # (W, H) of the last frame seen
+    lost: bool = False
+
+
+class _Grid(NamedTuple):
+    anchors: np.ndarray  # (A*S*S, 4) float32
+    window: np.ndarray  # (A*S*S,) float64
+
+
+class _Search(NamedTuple):
+    """One search crop through the network, on the host."""
+
+    output: SearchOutput  # kept on the device for the mask refinement
+    scores: np.ndarray  # (A*S*S,) foreground probability
+    boxes: np.ndarray  # (4, A*S*S) cx, cy, w, h in crop pixels
+    score_size: int
+
+
+class _Choice(NamedTuple):
+    best: int  # flat index into the score map
+    confidence: float  # raw foreground probability there
+    lr: float
+    pred: np.ndarray | None  # (dx, dy, w, h) in frame pixels; None when not finite
+
+
+class SiamMaskTracker:
+    """Single-object SiamMask tracking: ``initialize`` on a box, then ``track`` each frame.
+
+    Follows the published SiamMask step (box from the anchor branch, a mask refined at the
+    chosen position, the mask's minimum-area rectangle as the rotated box; the mask never
+    feeds back into the state), optionally with pysot's long-term lost-target search
+    (``config.long_term``). The network holds no per-sequence state; one tracker holds
+    one sequence, and several trackers may share a model.
+
+    Frames are HxWx3 uint8, BGR unless ``color_order`` says ``"rgb"`` or ``"mono"``.
+
+    Reported state: TRACKING, or LOST once the confidence falls below
+    ``long_term.confidence_low`` until it rises above ``long_term.confidence_high``
+    (reported in both modes). With long-term search enabled, a frame whose confidence is
+    below ``confidence_low`` does not move the state and publishes no target: its mask
+    is empty and its rotated box is the held state box, because a candidate that weak is
+    not the target.
+
+    When the mask is too small for a rotated rectangle, the rotated box is the state box
+    after this frame's update and before clipping it to the frame, as in the reference.
+
+    A frame of a different size than the previous one (camera resolution change) rescales
+    the centre and size by the width and height ratios; tracking continues with the same
+    template and padding colour.
+
+    Not in the reference: candidates with non-finite scores or boxes (an overflowing
+    network) are never chosen, and a frame without a finite candidate holds the state
+    like a below-threshold frame in long-term mode.
+
+    A tracker is not thread-safe: call it from one thread at a time.
+
+    Args:
+        model: the network (put in eval mode by this constructor).
+        config: tracking parameters; defaults to the ``vot`` preset.
+        device: where to run; defaults to the device of the model's parameters. A given
+            device moves the model there.
+        region_limited_mask: warp only the frame rows the refined patch can reach and
+            threshold only its footprint: bit-identical to thresholding the full-frame
+            warp, cheaper on large frames (see ``geometry.mask_in_frame``).
+    """
+
+    def __init__(
+        self,
+        model: SiamMask,
+        config: TrackerConfig | None = None,
+        device: str | torch.device | None = None,
+        region_limited_mask: bool = True,
+    ) -> None:
+        self._config = config if config is not None else TrackerConfig()
+        parameter = next(model.parameters())
+        if device is None:
+            self._device = parameter.device
+        else:
+            self._device = resolve_device(device)
+            model.to(self._device)
+        self._dtype = parameter.dtype
+        self._model = model.eval()
+        self._region_limited_mask = region_limited_mask
+        self._grids: dict[int, _Grid] = {}
+        self._seq: _Sequence | None = None
+
+    # ----------------------------------------------------------------------------------
+    # Public API
+    # ----------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: TrackerConfig) -> None:
+        """Replace the parameters from the next ``track`` on; the sequence is kept."""
+        self._config = config
+        self._grids.clear()  # anchors and window depend on the anchor settings
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def is_initialized(self) -> bool:
+        return self._seq is not None
+
+    @property
+    def state(self) -> TrackState:
+        if self._seq is None:
+            return TrackState.IDLE
+        return TrackState.LOST if self._seq.lost else TrackState.TRACKING
+
+    @property
+    def center(self) -> tuple[float, float] | None:
+        """Target centre (x, y) in frame pixels; None before ``initialize``."""
+        return None if self._seq is None else self._seq.center
+
+    @property
+    def size(self) -> tuple[float, float] | None:
+        """Target size (w, h) in frame pixels; None before ``initialize``."""
+        return None if self._seq is None else self._seq.size
+
+    def reset(self) -> None:
+        """Forget the sequence; the tracker is IDLE until the next ``initialize``."""
+        self._seq = None
+
+    def initialize(self, frame: np.ndarray, box_xywh: Sequence[float], color_order: str = "bgr") -> TrackResult:
+        """Start a sequence on ``frame`` with the target box ``(x, y, w, h)``.
+
+        A box partly outside the frame is clipped to it (see ``validate_box``).
+
+        Raises:
+            InvalidFrameError: unreadable frame.
+            InvalidBoxError: empty, non-finite, or out-of-frame box.
+        """
+        image = to_bgr(frame, color_order)
+        frame_h, frame_w = image.shape[:2]
+        cx, cy, w, h = validate_box(box_xywh, frame_w, frame_h)
+        cfg = self._config
+        # Truncating cast of the float mean, as the reference's assignment into uint8.
+        pad_color = np.mean(image, axis=(0, 1)).astype(np.uint8)
+        s_z = round(context_size(w, h, cfg.context_amount))
+        patch = crop_patch(image, (cx, cy), s_z, cfg.exemplar_size, pad_color)
+        with torch.inference_mode():
+            template = self._model.template(self._to_tensor(patch))
+        self._seq = _Sequence(template, pad_color, (cx, cy), (w, h), (frame_w, frame_h))
+        return TrackResult(
+            state=TrackState.TRACKING,
+            confidence=1.0,
+            center=(cx, cy),
+            size=(w, h),
+            rotated_box=RotatedBox.axis_aligned(cx, cy, w, h),
+            mask=np.zeros((frame_h, frame_w), dtype=np.uint8),
+            search_size=cfg.exemplar_size,
+        )
+
+    def track(self, frame: np.ndarray, color_order: str = "bgr") -> TrackResult:
+        """Locate the target in the next frame.
+
+        Raises:
+            RuntimeError: no sequence (``initialize`` not called, or ``reset`` since).
+            InvalidFrameError: unreadable frame.
+        """
+        seq = self._seq
+        if seq is None:
+            raise RuntimeError("track() needs a target: call initialize(frame, box) first (or again after reset())")
+        image = to_bgr(frame, color_order)
+        frame_h, frame_w = image.shape[:2]
+        _follow_resolution(seq, frame_w, frame_h)
+        cfg, long_term = self._config, self._config.long_term
+
+        searching_wide = long_term.enabled and seq.lost
+        instance = long_term.search_size if searching_wide else cfg.instance_size
+        window_influence = long_term.lost_window_influence if searching_wide else cfg.window_influence
+        # Either search size is cut at the template's image scale.
+        s_x = context_size(seq.size[0], seq.size[1], cfg.context_amount)
+        scale = cfg.exemplar_size / s_x
+        crop_side = round(search_side(s_x, cfg.exemplar_size, instance))
+        search = self._search(crop_patch(image, seq.center, crop_side, instance, seq.pad_color), seq.template, instance)
+        choice = self._choose(search, seq.size, scale, window_influence)
+
+        if choice.pred is None or (long_term.enabled and choice.confidence < long_term.confidence_low):
+            # Too weak to be the target: hold the state, publish nothing.
+            center, size = clip_state(seq.center, seq.size, frame_w, frame_h, cfg.min_box_size)
+            mask = np.zeros((frame_h, frame_w), dtype=np.uint8)
+            rotated_box = RotatedBox.axis_aligned(*center, *size)
+        else:
+            new_center, new_size = apply_prediction(seq.center, seq.size, choice.pred, choice.lr)
+            _, row, col = np.unravel_index(choice.best, (cfg.anchor_num, search.score_size, search.score_size))
+            x0, y0, side = refined_patch_box(seq.center, crop_side, instance, int(row), int(col), cfg)
+            prob = self._refine(search.output, int(row), int(col))
+            mask, region = mask_in_frame(
+                prob, x0, y0, side, frame_w, frame_h, cfg.seg_thr, region_limited=self._region_limited_mask
+            )
+            rotated_box = rotated_box_from_mask(mask, new_center, new_size, region)
+            center, size = clip_state(new_center, new_size, frame_w, frame_h, cfg.min_box_size)
+
+        seq.center, seq.size = center, size
+        if choice.confidence < long_term.confidence_low:
+            seq.lost = True
+        elif choice.confidence > long_term.confidence_high:
+            seq.lost = False
+        return TrackResult(
+            state=TrackState.LOST if seq.lost else TrackState.TRACKING,
+            confidence=choice.confidence,
+            center=center,
+            size=size,
+            rotated_box=rotated_box,
+            mask=mask,
+            search_size=instance,
+        )
+
+    def _choose(
+        self, search: _Search, size: tuple[float, float], scale: float, window_influence: float
+    ) -> _Choice:
+        """Penalised, windowed argmax over the score map, and the step it proposes."""
+        cfg = self._config
+        grid = self._grid(search.score_size)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            penalty = scale_ratio_penalty(
+                search.boxes[2], search.boxes[3], size[0] * scale, size[1] * scale, cfg.penalty_k
+            )
+            pscore = penalty * search.scores * (1 - window_influence) + grid.window * window_influence
+        # Not in the reference: a non-finite candidate (overflowing network output) is
+        # never chosen, and a non-finite choice proposes no step.
+        pscore[~np.isfinite(pscore)] = -np.inf
+        best = int(np.argmax(pscore))
+        lr = penalty[best] * search.scores[best] * cfg.lr
+        pred = search.boxes[:, best] / scale
+        usable = np.isfinite(pscore[best]) and np.isfinite(lr) and np.isfinite(pred).all()
+        return _Choice(best, float(search.scores[best]), float(lr), pred if usable else None)
+
+    # ----------------------------------------------------------------------------------
+    # Internals
+    # ----------------------------------------------------------------------------------
+
+    def _to_tensor(self, patch: np.ndarray) -> torch.Tensor:
+        """uint8 HxWx3 BGR patch -> (1, 3, H, W) float 0..255 on the model's device."""
+        if not patch.flags.writeable:
+            patch = patch.copy()
+        tensor = torch.from_numpy(patch).to(self._device)
+        return tensor.permute(2, 0, 1).unsqueeze(0).to(self._dtype)
+
+    @torch.inference_mode()
+    def _search(self, patch: np.ndarray, template: torch.Tensor, instance_size: int) -> _Search:
+        output = self._model.track(self._to_tensor(patch), template)
+        cls = output.cls[0].float().cpu().numpy()
+        loc = output.loc[0].float().cpu().numpy()
+        score_size = cls.shape[-1]
+        if score_size != self._config.score_size(instance_size):
+            raise RuntimeError(
+                f"the model returned a {score_size}x{score_size} score map for a {instance_size} crop; the "
+                f"tracker configuration expects {self._config.score_size(instance_size)} (exemplar/stride mismatch)"
+            )
+        boxes = decode_boxes(loc.reshape(4, -1), self._grid(score_size).anchors)
+        return _Search(output, foreground_scores(cls), boxes, score_size)
+
+    @torch.inference_mode()
+    def _refine(self, output: SearchOutput, row: int, col: int) -> np.ndarray:
+        logits = self._model.refine_mask(output, row, col)
+        return torch.sigmoid(logits[0]).float().cpu().numpy()
+
+    def _grid(self, score_size: int) -> _Grid:
+        grid = self._grids.get(score_size)
+        if grid is None:
+            cfg = self._config
+            grid = _Grid(generate_anchors(cfg, score_size), cosine_window(score_size, cfg.anchor_num))
+            self._grids[score_size] = grid
+        return grid
+
+
+def _follow_resolution(seq: _Sequence, frame_w: int, frame_h: int) -> None:
+    """Rescale the state when the frame size changes (same camera, new resolution)."""
+    old_w, old_h = seq.frame_size
+    if (old_w, old_h) == (frame_w, frame_h):
+        return
+    rx, ry = frame_w / old_w, frame_h / old_h
+    seq.center = (seq.center[0] * rx, seq.center[1] * ry)
+    seq.size = (seq.size[0] * rx, seq.size[1] * ry)
+    seq.frame_size = (frame_w, frame_h)
