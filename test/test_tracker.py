@@ -319,6 +319,23 @@ def test_long_term_mode_holds_while_lost_and_searches_831(model, monkeypatch):
     assert (ys.min(), ys.max()) == pytest.approx((50 - half, 50 + half), abs=1.5)
 
 
+def test_mark_lost_switches_to_the_long_term_search(model, monkeypatch):
+    _tame(model)
+    _set_heads(model, fg_prob=0.9, mask_logit=20.0)  # between the thresholds: keeps the state
+    track_calls = _spy(monkeypatch, model, "track")
+    tracker = SiamMaskTracker(model, TrackerConfig(long_term=LongTermConfig(enabled=True)))
+    with pytest.raises(RuntimeError, match="initialize"):
+        tracker.mark_lost()
+    tracker.initialize(_frame(), BOX)
+    assert tracker.track(_frame(2)).search_size == 255
+    tracker.mark_lost()
+    assert tracker.state is TrackState.LOST
+    result = tracker.track(_frame(3))
+    assert result.search_size == 831 and result.state is TrackState.LOST
+    (x, _), _ = track_calls[-1]
+    assert tuple(x.shape) == (1, 3, 831, 831)
+
+
 def test_non_finite_network_output_leaves_the_state_alone(model):
     _tame(model)
     _set_heads(model, fg_prob=0.999, loc_bias=(0.0, 0.0, 1e4, 0.0))  # exp(1e4): every width is inf

@@ -166,6 +166,20 @@ class SiamMaskTracker:
         """Target size (w, h) in frame pixels; None before ``initialize``."""
         return None if self._seq is None else self._seq.size
 
+    def mark_lost(self) -> None:
+        """Declare the target lost (an outside cue, or a benchmark pinning the search size).
+
+        With long-term search enabled the next frames search the long-term region until
+        the confidence rises above ``confidence_high``; otherwise only the reported state
+        changes.
+
+        Raises:
+            RuntimeError: no sequence.
+        """
+        if self._seq is None:
+            raise RuntimeError("mark_lost() needs a target: call initialize(frame, box) first")
+        self._seq.lost = True
+
     def reset(self) -> None:
         """Forget the sequence; the tracker is IDLE until the next ``initialize``."""
         self._seq = None
