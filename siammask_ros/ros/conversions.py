@@ -1,0 +1,270 @@
+"""Messages <-> numpy and tracker results -> messages.
+
+This module imports message classes only, never rclpy, so it can be unit-tested without a
+running middleware. ``sensor_msgs/Image`` is converted here rather than with cv_bridge,
+which is not available everywhere this package runs.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import BoundingBox2D, Detection2D, ObjectHypothesisWithPose
+
+from siammask_ros.msg import TrackingStatus
+from siammask_ros.tracker.result import RotatedBox, TrackResult, TrackState
+
+__all__ = [
+    "CLASS_ID",
+    "EmptyImageError",
+    "ImageConversionError",
+    "InvalidSelectionError",
+    "SUPPORTED_ENCODINGS",
+    "TruncatedImageError",
+    "UnsupportedEncodingError",
+    "array_to_image",
+    "bbox_to_xywh",
+    "detection_from_result",
+    "idle_status",
+    "image_to_array",
+    "rotated_box_to_bbox",
+    "stamp_key",
+    "status_from_result",
+]
+
+#: ``class_id`` of the single hypothesis in each published Detection2D.
+CLASS_ID = "target"
+
+
+class ImageConversionError(ValueError):
+    """A sensor_msgs/Image that cannot be turned into a frame."""
+
+    #: Short machine-friendly name of the problem, used as a diagnostics counter key.
+    reason = "invalid_image"
+
+
+class UnsupportedEncodingError(ImageConversionError):
+    reason = "unsupported_encoding"
+
+
+class TruncatedImageError(ImageConversionError):
+    """``data`` is shorter than ``step * height`` or ``step`` is shorter than a row."""
+
+    reason = "truncated_data"
+
+
+class EmptyImageError(ImageConversionError):
+    reason = "empty_image"
+
+
+class InvalidSelectionError(ValueError):
+    """A target box that cannot start tracking on the given image."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    channels: int
+    bytes_per_channel: int
+    color_order: str  # what the tracker is told: "bgr", "rgb" or "mono"
+    alpha: bool = False
+
+
+# Encodings follow sensor_msgs/image_encodings.hpp. 16-bit images are scaled to 8 bits
+# over their full range (value / 257), which keeps the conversion identical from frame to
+# frame; cameras that use only the low 10-12 bits give dark but trackable frames.
+_LAYOUTS: dict[str, _Layout] = {
+    "mono8": _Layout(1, 1, "mono"),
+    "8UC1": _Layout(1, 1, "mono"),
+    "bgr8": _Layout(3, 1, "bgr"),
+    "rgb8": _Layout(3, 1, "rgb"),
+    "8UC3": _Layout(3, 1, "bgr"),
+    "bgra8": _Layout(4, 1, "bgr", alpha=True),
+    "rgba8": _Layout(4, 1, "rgb", alpha=True),
+    "8UC4": _Layout(4, 1, "bgr", alpha=True),
+    "mono16": _Layout(1, 2, "mono"),
+    "bgr16": _Layout(3, 2, "bgr"),
+    "rgb16": _Layout(3, 2, "rgb"),
+    "bgra16": _Layout(4, 2, "bgr", alpha=True),
+    "rgba16": _Layout(4, 2, "rgb", alpha=True),
+}
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
+
+# Encodings array_to_image can write, by number of channels.
+_OUTPUT_CHANNELS = {"mono8": 1, "bgr8": 3, "rgb8": 3}
+
+
+def image_to_array(msg: Image) -> tuple[np.ndarray, str]:
+    """A uint8 frame (HxW or HxWx3) and its colour order ("bgr", "rgb" or "mono").
+
+    Row padding (``step`` larger than a row) is skipped, the alpha channel dropped and
+    16-bit data read in the byte order given by ``is_bigendian`` and scaled to 8 bits.
+    For 8-bit encodings without padding or alpha the result is a read-only view of
+    ``msg.data`` (no copy).
+
+    Raises:
+        EmptyImageError: width or height is zero.
+        UnsupportedEncodingError: the encoding is not in ``SUPPORTED_ENCODINGS``.
+        TruncatedImageError: ``step`` is shorter than a row or ``data`` shorter than
+            ``step * height``.
+    """
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise EmptyImageError(f"image has zero size ({width}x{height})")
+    layout = _LAYOUTS.get(msg.encoding)
+    if layout is None:
+        raise UnsupportedEncodingError(
+            f"unsupported encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    row_bytes = width * layout.channels * layout.bytes_per_channel
+    if step < row_bytes:
+        raise TruncatedImageError(
+            f"step {step} is shorter than one {msg.encoding} row of width {width} ({row_bytes} bytes)"
+        )
+    buffer = _byte_view(msg.data)
+    if buffer.size < step * height:
+        raise TruncatedImageError(
+            f"data has {buffer.size} bytes, fewer than step * height = {step} * {height} = {step * height}"
+        )
+    rows = buffer[: step * height].reshape(height, step)[:, :row_bytes]
+    if layout.bytes_per_channel == 2:
+        dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
+        wide = np.ascontiguousarray(rows).view(dtype)
+        pixels = ((wide.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    else:
+        pixels = rows
+    pixels = pixels.reshape(height, width, layout.channels)
+    if layout.alpha:
+        pixels = pixels[:, :, :3]
+    if layout.channels == 1:
+        pixels = pixels[:, :, 0]
+    frame = np.ascontiguousarray(pixels)
+    frame.flags.writeable = False
+    return frame, layout.color_order
+
+
+def _byte_view(data) -> np.ndarray:
+    """``data`` as a flat uint8 array: a view for buffers (array.array, bytes), else a copy."""
+    try:
+        return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+    except TypeError:  # a list, as a hand-built message may hold
+        return np.asarray(data, dtype=np.uint8).reshape(-1)
+
+
+def array_to_image(frame: np.ndarray, encoding: str, header: Header) -> Image:
+    """A sensor_msgs/Image holding ``frame`` (uint8, HxW for mono8, HxWx3 otherwise).
+
+    ``data`` is filled through ``array.array('B', bytes)``: assigning a numpy array to
+    ``Image.data`` goes element by element and costs hundreds of milliseconds at 720p.
+    """
+    channels = _OUTPUT_CHANNELS.get(encoding)
+    if channels is None:
+        raise ValueError(f"cannot write encoding {encoding!r}; supported: {', '.join(_OUTPUT_CHANNELS)}")
+    expected_ndim = 2 if channels == 1 else 3
+    if frame.dtype != np.uint8 or frame.ndim != expected_ndim or (channels == 3 and frame.shape[2] != 3):
+        raise ValueError(
+            f"{encoding} needs a uint8 array of {'HxW' if channels == 1 else 'HxWx3'}, "
+            f"got shape {frame.shape} dtype {frame.dtype}"
+        )
+    height, width = frame.shape[:2]
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = height, width
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = width * channels
+    msg.data = array.array("B", np.ascontiguousarray(frame).tobytes())
+    return msg
+
+
+def stamp_key(stamp) -> tuple[int, int]:
+    """A hashable (sec, nanosec) for a builtin_interfaces/Time."""
+    return int(stamp.sec), int(stamp.nanosec)
+
+
+def bbox_to_xywh(box: BoundingBox2D, image_width: int, image_height: int) -> tuple[float, float, float, float]:
+    """The ``(x, y, w, h)`` tracker box of a selection given as a BoundingBox2D.
+
+    The box is centre + size in image pixels. SiamMask starts from an axis-aligned box, so
+    ``center.theta`` must be 0 (rotated selections are refused, not silently enlarged to
+    their bounding rectangle). A box must have a positive, finite size and overlap the
+    image; a box partly outside the image is accepted (the tracker pads the crop).
+
+    Raises:
+        InvalidSelectionError: with a message naming the problem.
+    """
+    cx, cy = box.center.position.x, box.center.position.y
+    w, h, theta = box.size_x, box.size_y, box.center.theta
+    if not all(math.isfinite(v) for v in (cx, cy, w, h, theta)):
+        raise InvalidSelectionError(f"box has a non-finite value (centre ({cx}, {cy}), size {w}x{h}, theta {theta})")
+    if w <= 0 or h <= 0:
+        raise InvalidSelectionError(f"box size must be positive, got {w}x{h}")
+    if abs(theta) > 1e-6:
+        raise InvalidSelectionError(f"box must be axis-aligned (center.theta = 0), got theta {theta}")
+    x, y = cx - w / 2, cy - h / 2
+    if x >= image_width or y >= image_height or x + w <= 0 or y + h <= 0:
+        raise InvalidSelectionError(
+            f"box (x {x:.1f}, y {y:.1f}, w {w:.1f}, h {h:.1f}) lies outside the "
+            f"{image_width}x{image_height} image"
+        )
+    return float(x), float(y), float(w), float(h)
+
+
+def rotated_box_to_bbox(box: RotatedBox) -> BoundingBox2D:
+    """Same convention on both sides: ``theta`` = ``angle``, ``size_x`` = width."""
+    msg = BoundingBox2D()
+    msg.center.position.x = float(box.cx)
+    msg.center.position.y = float(box.cy)
+    msg.center.theta = float(box.angle)
+    msg.size_x = float(box.width)
+    msg.size_y = float(box.height)
+    return msg
+
+
+def detection_from_result(result: TrackResult, header: Header, target_id: str) -> Detection2D:
+    """One Detection2D: the rotated box, ``class_id`` "target" scored by the confidence."""
+    msg = Detection2D()
+    msg.header = header
+    msg.id = target_id
+    msg.bbox = rotated_box_to_bbox(result.rotated_box)
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.class_id = CLASS_ID
+    hypothesis.hypothesis.score = float(result.confidence)
+    # The image-plane pose repeats the box centre; its covariance is unknown (zeros).
+    hypothesis.pose.pose.position.x = float(result.rotated_box.cx)
+    hypothesis.pose.pose.position.y = float(result.rotated_box.cy)
+    msg.results = [hypothesis]
+    return msg
+
+
+_STATE_CODES = {
+    TrackState.IDLE: TrackingStatus.IDLE,
+    TrackState.TRACKING: TrackingStatus.TRACKING,
+    TrackState.LOST: TrackingStatus.LOST,
+}
+
+
+def status_from_result(
+    result: TrackResult, header: Header, target_id: str, frames_since_lost: int, latency_ms: float
+) -> TrackingStatus:
+    msg = TrackingStatus()
+    msg.header = header
+    msg.state = _STATE_CODES[result.state]
+    msg.target_id = target_id
+    msg.confidence = float(result.confidence)
+    msg.search_size = int(result.search_size)
+    msg.frames_since_lost = int(frames_since_lost)
+    msg.latency_ms = float(latency_ms)
+    return msg
+
+
+def idle_status(header: Header, latency_ms: float) -> TrackingStatus:
+    msg = TrackingStatus()
+    msg.header = header
+    msg.state = TrackingStatus.IDLE
+    msg.latency_ms = float(latency_ms)
+    return msg
