@@ -9,6 +9,10 @@ Measures, on one device, the median time of each stage of a tracking step at the
     mask      warp into the frame, threshold, contour and rotated box
     step      the whole ``SiamMaskTracker.track`` call
 
+With ``--targets N ...`` it also times one ``MultiTargetTracker.track`` step with N
+targets at the 255 search (one batched network call and one batched refinement), per
+step and per target.
+
 Timing does not depend on the weights, so randomly initialised networks are used unless
 ``--weights`` is given; the network runs in fp32.
 """
@@ -16,6 +20,7 @@ Timing does not depend on the weights, so randomly initialised networks are used
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -35,6 +40,7 @@ from siammask_ros.tracker.geometry import (
     rotated_box_from_mask,
     search_side,
 )
+from siammask_ros.tracker.multi import MultiTargetTracker
 
 STAGES = ("crop", "network", "refine", "mask", "step")
 
@@ -116,6 +122,40 @@ def bench_search(
     return times
 
 
+def _grid_boxes(count: int, width: int, height: int) -> list[tuple[float, float, float, float]]:
+    """``count`` boxes ``(x, y, w, h)``, one centred in each cell of a near-square grid,
+    80x60 or half their cell, whichever is smaller."""
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    cell_w, cell_h = width / cols, height / rows
+    w, h = min(80.0, cell_w / 2), min(60.0, cell_h / 2)
+    return [
+        ((k % cols + 0.5) * cell_w - w / 2, (k // cols + 0.5) * cell_h - h / 2, w, h) for k in range(count)
+    ]
+
+
+def bench_targets(
+    arch: str,
+    counts: list[int],
+    frame: np.ndarray,
+    device: torch.device,
+    repeats: int,
+    weights: str | None,
+) -> dict[int, float]:
+    """Median milliseconds of one ``MultiTargetTracker.track`` with N targets at 255, per N."""
+    model = build_siammask(arch=arch, weights=weights, device=device)
+    tracker = MultiTargetTracker(model, TrackerConfig())  # long-term off: every search is 255
+    height, width = frame.shape[:2]
+    times = {}
+    for count in counts:
+        tracker.clear()
+        for box in _grid_boxes(count, width, height):
+            tracker.add_target(frame, box)
+        tracker.track(frame)  # warm-up for this batch size
+        times[count] = _median_ms(lambda: tracker.track(frame), repeats, device)
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="siammask-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=["siammask_mnv2", "siammask_r50"])
@@ -124,7 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lost-size", type=int, default=831, help="lost-mode search size (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--weights", default=None, help="checkpoint (only with a single --arch)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; use 1 when other jobs share the cores)")
+    parser.add_argument(
+        "--targets", type=int, nargs="+", default=None, metavar="N",
+        help="also time one multi-target step (batched) with N targets at 255, for each N",
+    )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.targets is not None and min(args.targets) < 1:
+        parser.error(f"--targets needs counts >= 1, got {args.targets}")
     device = resolve_device(args.device)
     width, height = (int(v) for v in args.frame.lower().split("x"))
     frame = _textured_frame(width, height)
@@ -136,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         for instance in (255, args.lost_size):
             times = bench_search(arch, instance, frame, device, args.repeats, args.weights)
             print(f"{arch:<15} {instance:>6} " + " ".join(f"{times[s]:>8.1f}" for s in STAGES), flush=True)
+    if args.targets:
+        print(f"multi-target step at 255, median of {args.repeats} (ms)")
+        print(f"{'arch':<15} {'targets':>7} {'step':>8} {'/target':>8}")
+        for arch in args.arch:
+            per_count = bench_targets(arch, args.targets, frame, device, args.repeats, args.weights)
+            for count, ms in per_count.items():
+                print(f"{arch:<15} {count:>7} {ms:>8.1f} {ms / count:>8.1f}", flush=True)
     return 0
 
 

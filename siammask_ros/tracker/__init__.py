@@ -1,7 +1,8 @@
 """The per-sequence SiamMask algorithm: numpy + OpenCV around the network, no ROS.
 
-``SiamMaskTracker`` is imported on first use, so that modules needing only the result
-types or the geometry (``io``, ``ros.conversions``) do not pull in torch.
+``SiamMaskTracker`` and ``MultiTargetTracker`` are imported on first use, so that modules
+needing only the result types or the geometry (``io``, ``ros.conversions``) do not pull
+in torch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from .geometry import InvalidBoxError, InvalidFrameError, to_bgr, validate_box
 from .result import RotatedBox, TrackResult, TrackState
 
 if TYPE_CHECKING:
+    from .multi import MultiTargetTracker
     from .tracker import SiamMaskTracker
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "InvalidBoxError",
     "InvalidFrameError",
     "LongTermConfig",
+    "MultiTargetTracker",
     "RotatedBox",
     "SiamMaskTracker",
     "TrackResult",
@@ -36,4 +39,8 @@ def __getattr__(name: str) -> Any:
         from .tracker import SiamMaskTracker
 
         return SiamMaskTracker
+    if name == "MultiTargetTracker":
+        from .multi import MultiTargetTracker
+
+        return MultiTargetTracker
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,9 @@
-"""SiamMaskTracker: the per-sequence SiamMask algorithm around a stateless network."""
+"""SiamMaskTracker: the per-sequence SiamMask algorithm around a stateless network.
+
+The step itself lives in ``_Stepper``, one target at a time except for the network call,
+which takes any number of targets with the same search size; ``SiamMaskTracker`` runs it
+for one target and ``multi.MultiTargetTracker`` for several.
+"""
 
 from __future__ import annotations
 
@@ -51,10 +56,20 @@ class _Grid(NamedTuple):
     window: np.ndarray  # (A*S*S,) float64
 
 
+class _Plan(NamedTuple):
+    """One target's search in this frame, fixed by its state before the step."""
+
+    instance: int  # side of the search crop fed to the network
+    window_influence: float
+    scale: float  # model pixels per frame pixel (the template's image scale)
+    crop_side: int  # frame pixels cropped: round(search side)
+    patch: np.ndarray  # (instance, instance, 3) uint8 search crop
+
+
 class _Search(NamedTuple):
     """One search crop through the network, on the host."""
 
-    output: SearchOutput  # kept on the device for the mask refinement
+    output: SearchOutput  # this crop's row (B = 1), kept on the device for the mask refinement
     scores: np.ndarray  # (A*S*S,) foreground probability
     boxes: np.ndarray  # (4, A*S*S) cx, cy, w, h in crop pixels
     score_size: int
@@ -62,9 +77,188 @@ class _Search(NamedTuple):
 
 class _Choice(NamedTuple):
     best: int  # flat index into the score map
+    row: int  # score-map position of ``best``
+    col: int
     confidence: float  # raw foreground probability there
     lr: float
     pred: np.ndarray | None  # (dx, dy, w, h) in frame pixels; None when not finite
+
+
+class _Stepper:
+    """The tracking step for one target at a time, around a shared network.
+
+    A frame's step for a target is ``plan`` (its search crop), ``search`` (the network;
+    one call serves every target with the same search size, row i against template row
+    i), ``choose``, ``refine`` (only when ``publishes``), then ``finish`` (state update
+    and result). Targets share this object's configuration; their state is the
+    ``_Sequence`` each step is given.
+    """
+
+    def __init__(
+        self, model: SiamMask, config: TrackerConfig, device: str | torch.device | None, region_limited_mask: bool
+    ) -> None:
+        parameter = next(model.parameters())
+        if device is None:
+            self.device = parameter.device
+        else:
+            self.device = resolve_device(device)
+            model.to(self.device)
+        self.dtype = parameter.dtype
+        self.model = model.eval()
+        self.region_limited_mask = region_limited_mask
+        self._config = config
+        self._grids: dict[int, _Grid] = {}
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: TrackerConfig) -> None:
+        self._config = config
+        self._grids.clear()  # anchors and window depend on the anchor settings
+
+    def start(self, image: np.ndarray, box_xywh: Sequence[float]) -> tuple[_Sequence, TrackResult]:
+        """A new sequence on a BGR ``image`` with the target box ``(x, y, w, h)``."""
+        frame_h, frame_w = image.shape[:2]
+        cx, cy, w, h = validate_box(box_xywh, frame_w, frame_h)
+        cfg = self._config
+        # Truncating cast of the float mean, as the reference's assignment into uint8.
+        pad_color = np.mean(image, axis=(0, 1)).astype(np.uint8)
+        s_z = round(context_size(w, h, cfg.context_amount))
+        patch = crop_patch(image, (cx, cy), s_z, cfg.exemplar_size, pad_color)
+        with torch.inference_mode():
+            template = self.model.template(self._to_tensor([patch]))
+        seq = _Sequence(template, pad_color, (cx, cy), (w, h), (frame_w, frame_h))
+        result = TrackResult(
+            state=TrackState.TRACKING,
+            confidence=1.0,
+            center=(cx, cy),
+            size=(w, h),
+            rotated_box=RotatedBox.axis_aligned(cx, cy, w, h),
+            mask=np.zeros((frame_h, frame_w), dtype=np.uint8),
+            search_size=cfg.exemplar_size,
+        )
+        return seq, result
+
+    def plan(self, seq: _Sequence, image: np.ndarray) -> _Plan:
+        """Cut the target's search crop from a BGR ``image`` (rescaling its state first if
+        the frame size changed)."""
+        frame_h, frame_w = image.shape[:2]
+        _follow_resolution(seq, frame_w, frame_h)
+        cfg, long_term = self._config, self._config.long_term
+        searching_wide = long_term.enabled and seq.lost
+        instance = long_term.search_size if searching_wide else cfg.instance_size
+        window_influence = long_term.lost_window_influence if searching_wide else cfg.window_influence
+        # Either search size is cut at the template's image scale.
+        s_x = context_size(seq.size[0], seq.size[1], cfg.context_amount)
+        scale = cfg.exemplar_size / s_x
+        crop_side = round(search_side(s_x, cfg.exemplar_size, instance))
+        patch = crop_patch(image, seq.center, crop_side, instance, seq.pad_color)
+        return _Plan(instance, window_influence, scale, crop_side, patch)
+
+    @torch.inference_mode()
+    def search(self, patches: Sequence[np.ndarray], templates: torch.Tensor, instance_size: int) -> list[_Search]:
+        """One ``model.track`` for same-size crops; ``templates`` holds one row of template
+        features per crop, in the same order."""
+        output = self.model.track(self._to_tensor(patches), templates)
+        cls = output.cls.float().cpu().numpy()
+        loc = output.loc.float().cpu().numpy()
+        score_size = cls.shape[-1]
+        if score_size != self._config.score_size(instance_size):
+            raise RuntimeError(
+                f"the model returned a {score_size}x{score_size} score map for a {instance_size} crop; the "
+                f"tracker configuration expects {self._config.score_size(instance_size)} (exemplar/stride mismatch)"
+            )
+        anchors = self.grid(score_size).anchors
+        rows = [output] if len(patches) == 1 else [_batch_row(output, i) for i in range(len(patches))]
+        return [
+            _Search(row, foreground_scores(cls[i]), decode_boxes(loc[i].reshape(4, -1), anchors), score_size)
+            for i, row in enumerate(rows)
+        ]
+
+    def choose(self, search: _Search, seq: _Sequence, plan: _Plan) -> _Choice:
+        """Penalised, windowed argmax over the score map, and the step it proposes."""
+        cfg = self._config
+        scale, size = plan.scale, seq.size
+        window = self.grid(search.score_size).window
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            penalty = scale_ratio_penalty(
+                search.boxes[2], search.boxes[3], size[0] * scale, size[1] * scale, cfg.penalty_k
+            )
+            pscore = penalty * search.scores * (1 - plan.window_influence) + window * plan.window_influence
+        # Not in the reference: a non-finite candidate (overflowing network output) is
+        # never chosen, and a non-finite choice proposes no step.
+        pscore[~np.isfinite(pscore)] = -np.inf
+        best = int(np.argmax(pscore))
+        _, row, col = np.unravel_index(best, (cfg.anchor_num, search.score_size, search.score_size))
+        lr = penalty[best] * search.scores[best] * cfg.lr
+        pred = search.boxes[:, best] / scale
+        usable = np.isfinite(pscore[best]) and np.isfinite(lr) and np.isfinite(pred).all()
+        return _Choice(best, int(row), int(col), float(search.scores[best]), float(lr), pred if usable else None)
+
+    def publishes(self, choice: _Choice) -> bool:
+        """Whether the choice moves the state and gets a mask (else the state is held)."""
+        long_term = self._config.long_term
+        return choice.pred is not None and not (long_term.enabled and choice.confidence < long_term.confidence_low)
+
+    @torch.inference_mode()
+    def refine(self, output: SearchOutput, choice: _Choice) -> np.ndarray:
+        """Refined mask probabilities (127, 127) at the chosen position."""
+        logits = self.model.refine_mask(output, choice.row, choice.col)
+        return torch.sigmoid(logits[0]).float().cpu().numpy()
+
+    def finish(self, seq: _Sequence, plan: _Plan, choice: _Choice, prob: np.ndarray | None) -> TrackResult:
+        """Update ``seq`` and report the frame; ``prob`` is None when the choice does not publish."""
+        cfg, long_term = self._config, self._config.long_term
+        frame_w, frame_h = seq.frame_size
+        if prob is None:
+            # Too weak to be the target: hold the state, publish nothing.
+            center, size = clip_state(seq.center, seq.size, frame_w, frame_h, cfg.min_box_size)
+            mask = np.zeros((frame_h, frame_w), dtype=np.uint8)
+            rotated_box = RotatedBox.axis_aligned(*center, *size)
+        else:
+            new_center, new_size = apply_prediction(seq.center, seq.size, choice.pred, choice.lr)
+            x0, y0, side = refined_patch_box(seq.center, plan.crop_side, plan.instance, choice.row, choice.col, cfg)
+            mask, region = mask_in_frame(
+                prob, x0, y0, side, frame_w, frame_h, cfg.seg_thr, region_limited=self.region_limited_mask
+            )
+            rotated_box = rotated_box_from_mask(mask, new_center, new_size, region)
+            center, size = clip_state(new_center, new_size, frame_w, frame_h, cfg.min_box_size)
+
+        seq.center, seq.size = center, size
+        if choice.confidence < long_term.confidence_low:
+            seq.lost = True
+        elif choice.confidence > long_term.confidence_high:
+            seq.lost = False
+        return TrackResult(
+            state=TrackState.LOST if seq.lost else TrackState.TRACKING,
+            confidence=choice.confidence,
+            center=center,
+            size=size,
+            rotated_box=rotated_box,
+            mask=mask,
+            search_size=plan.instance,
+        )
+
+    def grid(self, score_size: int) -> _Grid:
+        grid = self._grids.get(score_size)
+        if grid is None:
+            cfg = self._config
+            grid = _Grid(generate_anchors(cfg, score_size), cosine_window(score_size, cfg.anchor_num))
+            self._grids[score_size] = grid
+        return grid
+
+    def _to_tensor(self, patches: Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 HxWx3 BGR patches -> (B, 3, H, W) float 0..255 on the model's device."""
+        patches = [patch if patch.flags.writeable else patch.copy() for patch in patches]
+        if len(patches) == 1:
+            # The single-target layout, kept to the stride: CPU kernels are chosen by the
+            # strides even of a size-1 batch dimension, and results must stay bit-stable.
+            tensor = torch.from_numpy(patches[0]).to(self.device).permute(2, 0, 1).unsqueeze(0)
+        else:
+            tensor = torch.from_numpy(np.stack(patches)).to(self.device).permute(0, 3, 1, 2)
+        return tensor.to(self.dtype)
 
 
 class SiamMaskTracker:
@@ -115,17 +309,8 @@ class SiamMaskTracker:
         device: str | torch.device | None = None,
         region_limited_mask: bool = True,
     ) -> None:
-        self._config = config if config is not None else TrackerConfig()
-        parameter = next(model.parameters())
-        if device is None:
-            self._device = parameter.device
-        else:
-            self._device = resolve_device(device)
-            model.to(self._device)
-        self._dtype = parameter.dtype
-        self._model = model.eval()
-        self._region_limited_mask = region_limited_mask
-        self._grids: dict[int, _Grid] = {}
+        config = config if config is not None else TrackerConfig()
+        self._stepper = _Stepper(model, config, device, region_limited_mask)
         self._seq: _Sequence | None = None
 
     # ----------------------------------------------------------------------------------
@@ -134,17 +319,16 @@ class SiamMaskTracker:
 
     @property
     def config(self) -> TrackerConfig:
-        return self._config
+        return self._stepper.config
 
     @config.setter
     def config(self, config: TrackerConfig) -> None:
         """Replace the parameters from the next ``track`` on; the sequence is kept."""
-        self._config = config
-        self._grids.clear()  # anchors and window depend on the anchor settings
+        self._stepper.config = config
 
     @property
     def device(self) -> torch.device:
-        return self._device
+        return self._stepper.device
 
     @property
     def is_initialized(self) -> bool:
@@ -193,26 +377,8 @@ class SiamMaskTracker:
             InvalidFrameError: unreadable frame.
             InvalidBoxError: empty, non-finite, or out-of-frame box.
         """
-        image = to_bgr(frame, color_order)
-        frame_h, frame_w = image.shape[:2]
-        cx, cy, w, h = validate_box(box_xywh, frame_w, frame_h)
-        cfg = self._config
-        # Truncating cast of the float mean, as the reference's assignment into uint8.
-        pad_color = np.mean(image, axis=(0, 1)).astype(np.uint8)
-        s_z = round(context_size(w, h, cfg.context_amount))
-        patch = crop_patch(image, (cx, cy), s_z, cfg.exemplar_size, pad_color)
-        with torch.inference_mode():
-            template = self._model.template(self._to_tensor(patch))
-        self._seq = _Sequence(template, pad_color, (cx, cy), (w, h), (frame_w, frame_h))
-        return TrackResult(
-            state=TrackState.TRACKING,
-            confidence=1.0,
-            center=(cx, cy),
-            size=(w, h),
-            rotated_box=RotatedBox.axis_aligned(cx, cy, w, h),
-            mask=np.zeros((frame_h, frame_w), dtype=np.uint8),
-            search_size=cfg.exemplar_size,
-        )
+        self._seq, result = self._stepper.start(to_bgr(frame, color_order), box_xywh)
+        return result
 
     def track(self, frame: np.ndarray, color_order: str = "bgr") -> TrackResult:
         """Locate the target in the next frame.
@@ -224,109 +390,23 @@ class SiamMaskTracker:
         seq = self._seq
         if seq is None:
             raise RuntimeError("track() needs a target: call initialize(frame, box) first (or again after reset())")
-        image = to_bgr(frame, color_order)
-        frame_h, frame_w = image.shape[:2]
-        _follow_resolution(seq, frame_w, frame_h)
-        cfg, long_term = self._config, self._config.long_term
+        stepper = self._stepper
+        plan = stepper.plan(seq, to_bgr(frame, color_order))
+        (search,) = stepper.search([plan.patch], seq.template, plan.instance)
+        choice = stepper.choose(search, seq, plan)
+        prob = stepper.refine(search.output, choice) if stepper.publishes(choice) else None
+        return stepper.finish(seq, plan, choice, prob)
 
-        searching_wide = long_term.enabled and seq.lost
-        instance = long_term.search_size if searching_wide else cfg.instance_size
-        window_influence = long_term.lost_window_influence if searching_wide else cfg.window_influence
-        # Either search size is cut at the template's image scale.
-        s_x = context_size(seq.size[0], seq.size[1], cfg.context_amount)
-        scale = cfg.exemplar_size / s_x
-        crop_side = round(search_side(s_x, cfg.exemplar_size, instance))
-        search = self._search(crop_patch(image, seq.center, crop_side, instance, seq.pad_color), seq.template, instance)
-        choice = self._choose(search, seq.size, scale, window_influence)
 
-        if choice.pred is None or (long_term.enabled and choice.confidence < long_term.confidence_low):
-            # Too weak to be the target: hold the state, publish nothing.
-            center, size = clip_state(seq.center, seq.size, frame_w, frame_h, cfg.min_box_size)
-            mask = np.zeros((frame_h, frame_w), dtype=np.uint8)
-            rotated_box = RotatedBox.axis_aligned(*center, *size)
-        else:
-            new_center, new_size = apply_prediction(seq.center, seq.size, choice.pred, choice.lr)
-            _, row, col = np.unravel_index(choice.best, (cfg.anchor_num, search.score_size, search.score_size))
-            x0, y0, side = refined_patch_box(seq.center, crop_side, instance, int(row), int(col), cfg)
-            prob = self._refine(search.output, int(row), int(col))
-            mask, region = mask_in_frame(
-                prob, x0, y0, side, frame_w, frame_h, cfg.seg_thr, region_limited=self._region_limited_mask
-            )
-            rotated_box = rotated_box_from_mask(mask, new_center, new_size, region)
-            center, size = clip_state(new_center, new_size, frame_w, frame_h, cfg.min_box_size)
-
-        seq.center, seq.size = center, size
-        if choice.confidence < long_term.confidence_low:
-            seq.lost = True
-        elif choice.confidence > long_term.confidence_high:
-            seq.lost = False
-        return TrackResult(
-            state=TrackState.LOST if seq.lost else TrackState.TRACKING,
-            confidence=choice.confidence,
-            center=center,
-            size=size,
-            rotated_box=rotated_box,
-            mask=mask,
-            search_size=instance,
-        )
-
-    def _choose(
-        self, search: _Search, size: tuple[float, float], scale: float, window_influence: float
-    ) -> _Choice:
-        """Penalised, windowed argmax over the score map, and the step it proposes."""
-        cfg = self._config
-        grid = self._grid(search.score_size)
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            penalty = scale_ratio_penalty(
-                search.boxes[2], search.boxes[3], size[0] * scale, size[1] * scale, cfg.penalty_k
-            )
-            pscore = penalty * search.scores * (1 - window_influence) + grid.window * window_influence
-        # Not in the reference: a non-finite candidate (overflowing network output) is
-        # never chosen, and a non-finite choice proposes no step.
-        pscore[~np.isfinite(pscore)] = -np.inf
-        best = int(np.argmax(pscore))
-        lr = penalty[best] * search.scores[best] * cfg.lr
-        pred = search.boxes[:, best] / scale
-        usable = np.isfinite(pscore[best]) and np.isfinite(lr) and np.isfinite(pred).all()
-        return _Choice(best, float(search.scores[best]), float(lr), pred if usable else None)
-
-    # ----------------------------------------------------------------------------------
-    # Internals
-    # ----------------------------------------------------------------------------------
-
-    def _to_tensor(self, patch: np.ndarray) -> torch.Tensor:
-        """uint8 HxWx3 BGR patch -> (1, 3, H, W) float 0..255 on the model's device."""
-        if not patch.flags.writeable:
-            patch = patch.copy()
-        tensor = torch.from_numpy(patch).to(self._device)
-        return tensor.permute(2, 0, 1).unsqueeze(0).to(self._dtype)
-
-    @torch.inference_mode()
-    def _search(self, patch: np.ndarray, template: torch.Tensor, instance_size: int) -> _Search:
-        output = self._model.track(self._to_tensor(patch), template)
-        cls = output.cls[0].float().cpu().numpy()
-        loc = output.loc[0].float().cpu().numpy()
-        score_size = cls.shape[-1]
-        if score_size != self._config.score_size(instance_size):
-            raise RuntimeError(
-                f"the model returned a {score_size}x{score_size} score map for a {instance_size} crop; the "
-                f"tracker configuration expects {self._config.score_size(instance_size)} (exemplar/stride mismatch)"
-            )
-        boxes = decode_boxes(loc.reshape(4, -1), self._grid(score_size).anchors)
-        return _Search(output, foreground_scores(cls), boxes, score_size)
-
-    @torch.inference_mode()
-    def _refine(self, output: SearchOutput, row: int, col: int) -> np.ndarray:
-        logits = self._model.refine_mask(output, row, col)
-        return torch.sigmoid(logits[0]).float().cpu().numpy()
-
-    def _grid(self, score_size: int) -> _Grid:
-        grid = self._grids.get(score_size)
-        if grid is None:
-            cfg = self._config
-            grid = _Grid(generate_anchors(cfg, score_size), cosine_window(score_size, cfg.anchor_num))
-            self._grids[score_size] = grid
-        return grid
+def _batch_row(output: SearchOutput, i: int) -> SearchOutput:
+    """Row ``i`` of a batched search output, as a batch of one (views, no copies)."""
+    rows = slice(i, i + 1)
+    return SearchOutput(
+        cls=output.cls[rows],
+        loc=output.loc[rows],
+        mask_corr=output.mask_corr[rows],
+        skips=tuple(skip[rows] for skip in output.skips),
+    )
 
 
 def _follow_resolution(seq: _Sequence, frame_w: int, frame_h: int) -> None:
