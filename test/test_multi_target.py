@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
+from calibrated_network import calibrated_network, texture
 from siammask_ros.cli import bench
-from siammask_ros.model import build_siammask
 from siammask_ros.tracker import (
     InvalidBoxError,
     LongTermConfig,
@@ -35,17 +34,10 @@ CONFIG = preset("vot")
 LONG_TERM_SIZE = 319  # a valid long-term search, (319 - 127) % 8 == 0, and cheap on a CPU
 
 
-def _texture(h: int, w: int, seed: int, cell: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, size=(h // cell + 1, w // cell + 1, 3), dtype=np.uint8)
-    big = np.kron(small, np.ones((cell, cell, 1), dtype=np.uint8))[:h, :w]
-    return cv2.GaussianBlur(big, (5, 5), 1.5)
-
-
 def _frames(count: int) -> list[np.ndarray]:
-    background = _texture(H, W, seed=1, cell=16)
+    background = texture(H, W, seed=1, cell=16)
     patterns = {
-        name: _texture(int(h), int(w), seed=10 + k, cell=5 + k) for k, (name, (_, _, w, h)) in enumerate(BOXES.items())
+        name: texture(int(h), int(w), seed=10 + k, cell=5 + k) for k, (name, (_, _, w, h)) in enumerate(BOXES.items())
     }
     frames = []
     for i in range(count):
@@ -56,22 +48,6 @@ def _frames(count: int) -> list[np.ndarray]:
             frame[y0 : y0 + int(h), x0 : x0 + int(w)] = patterns[name]
         frames.append(frame)
     return frames
-
-
-def _calibrated_mnv2():
-    """A random MobileNetV2 SiamMask with batch-norm statistics estimated on textured crops."""
-    torch.manual_seed(0)
-    net = build_siammask("siammask_mnv2")
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over the calibration batch
-    net.train()
-    crops = [_texture(255, 255, seed=s, cell=c) for s, c in ((3, 8), (4, 5), (5, 11))]
-    batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
-    with torch.no_grad():
-        net.track(batch, net.template(batch[:, :, 64:191, 64:191]))
-    return net.eval()
 
 
 class _Spy:
@@ -111,7 +87,7 @@ def _assert_identical(ours: TrackResult, theirs: TrackResult) -> None:
 
 @pytest.fixture(scope="module")
 def model():
-    return _calibrated_mnv2()
+    return calibrated_network("siammask_mnv2")
 
 
 @pytest.fixture(scope="module")

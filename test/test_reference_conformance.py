@@ -22,23 +22,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from siammask_ros.model import build_siammask
+from calibrated_network import calibrated_network, texture
 from siammask_ros.tracker import SiamMaskTracker, TrackState
 from siammask_ros.tracker.config import LongTermConfig, preset
 
 W, H = 320, 240
 
 
-def _texture(h: int, w: int, seed: int, cell: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, size=(h // cell + 1, w // cell + 1, 3), dtype=np.uint8)
-    big = np.kron(small, np.ones((cell, cell, 1), dtype=np.uint8))[:h, :w]
-    return cv2.GaussianBlur(big, (5, 5), 1.5)
-
-
 def _frames(count: int) -> list[np.ndarray]:
-    background = _texture(H, W, seed=1, cell=16)
-    target = _texture(50, 70, seed=2, cell=6)
+    background = texture(H, W, seed=1, cell=16)
+    target = texture(50, 70, seed=2, cell=6)
     frames = []
     for i in range(count):
         frame = background.copy()
@@ -48,26 +41,9 @@ def _frames(count: int) -> list[np.ndarray]:
     return frames
 
 
-def calibrated_model():
-    """A random ResNet-50 SiamMask with batch-norm statistics estimated on textured crops."""
-    torch.manual_seed(0)
-    net = build_siammask("siammask_r50")
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over the calibration batches
-    net.train()
-    crops = [_texture(255, 255, seed=s, cell=c) for s, c in ((3, 8), (4, 5), (5, 11))]
-    batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
-    with torch.no_grad():
-        template = net.template(batch[:, :, 64:191, 64:191])
-        net.track(batch, template)
-    return net.eval()
-
-
 @pytest.fixture(scope="module")
 def model():
-    return calibrated_model()
+    return calibrated_network("siammask_r50")
 
 
 class ReferenceTracker:
