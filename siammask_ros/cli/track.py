@@ -28,12 +28,12 @@ from tqdm import tqdm
 from siammask_ros.io.frames import FrameSource, FrameSourceError, open_frames, parse_box
 from siammask_ros.io.render import draw_overlay
 from siammask_ros.io.results import JsonLinesWriter, result_to_record
-from siammask_ros.model import CheckpointError, build_siammask, resolve_device
+from siammask_ros.model import CheckpointError, build_siammask, default_weights_path, resolve_device
 from siammask_ros.tracker import InvalidBoxError, InvalidFrameError, SiamMaskTracker
 from siammask_ros.tracker.config import PRESETS, preset
 from siammask_ros.tracker.result import TrackResult, TrackState
 
-__all__ = ["build_parser", "default_weights_path", "main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "siammask-track"
 DEFAULT_VIDEO_FPS = 30.0
@@ -55,15 +55,6 @@ class RunSummary:
 
     def __str__(self) -> str:
         return f"{self.frames} frames, {self.mean_fps:.1f} fps mean (tracker only), {self.lost} frames lost"
-
-
-def default_weights_path() -> Path | None:
-    """The model bundled with the package, or None while no default model is bundled."""
-    try:
-        from siammask_ros.model import default_weights_path as bundled_weights
-    except ImportError:  # the model package does not bundle one yet
-        return None
-    return bundled_weights()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,7 +179,7 @@ def _weights_file(path: Path | None) -> Path:
     if path is None:
         path = default_weights_path()
         if path is None:
-            raise UsageError("--weights is required: no default model is bundled yet")
+            raise UsageError("--weights is required: this installation bundles no default model")
     return path
 
 
