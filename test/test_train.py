@@ -189,6 +189,20 @@ def test_one_training_step_gives_finite_losses_and_moves_only_trainable_weights(
     assert not torch.equal(head_before, trainer.model.rpn_head["cls"].head[-1].weight)
 
 
+def test_partially_frozen_backbone_trains_its_last_blocks_with_frozen_statistics(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = TrainConfig(
+        out_dir=str(tmp_path), steps=1, batch=2, device="cpu", imagenet=False, warmup_steps=1, train_backbone_from=12
+    )
+    trainer = Trainer(config, pool=_pool())
+    before = {k: v.clone() for k, v in trainer.model.backbone.state_dict().items()}
+    trainer.train_step()
+    after = trainer.model.backbone.state_dict()
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("features.12.", "features.13.")) for k in changed)
+    assert not any("running" in k or "num_batches" in k for k in changed)
+
+
 def test_training_state_resumes_exactly(trainer: Trainer, tmp_path: Path) -> None:
     path = trainer.save(tmp_path / "state.pth")
     other = Trainer(trainer.config, pool=trainer.pool)

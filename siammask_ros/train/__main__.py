@@ -21,6 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="training state (DIR/last.pth) to continue from")
     p.add_argument("--init", help="model checkpoint to start from instead of ImageNet weights")
     p.add_argument("--freeze-backbone", action="store_true", help="train neck and heads only")
+    p.add_argument(
+        "--train-backbone-from",
+        type=int,
+        default=-1,
+        metavar="K",
+        help="with --freeze-backbone: still train backbone blocks features.K onwards (batch norm stays frozen)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--checkpoint-every", type=float, default=240.0, help="seconds between checkpoints")
     p.add_argument("--time-budget", type=float, default=0.0, help="minutes of training at most (0: no limit)")
@@ -43,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         arch=args.arch,
         freeze_backbone=args.freeze_backbone,
+        train_backbone_from=args.train_backbone_from,
         checkpoint_every_s=args.checkpoint_every,
         device=args.device,
         time_budget_s=args.time_budget * 60.0,
@@ -64,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "device": str(trainer.device),
             "train_files": list(trainer.pool.names),
             "freeze_backbone": config.freeze_backbone,
+            "train_backbone_from": config.train_backbone_from,
+            "init": args.init,
             "seed": config.seed,
         }
         path = export_weights(trainer.model, args.export, config.arch, metadata)

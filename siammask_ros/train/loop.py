@@ -49,6 +49,9 @@ class TrainConfig:
     seed: int = 0
     arch: str = "siammask_mnv2"
     freeze_backbone: bool = True
+    # >= 0: with freeze_backbone, still train backbone blocks features.<k> onwards (their
+    # batch-norm statistics stay frozen): fine-tuning the last stages for tracking.
+    train_backbone_from: int = -1
     checkpoint_every_s: float = 240.0
     log_every: int = 10
     device: str = "auto"
@@ -115,6 +118,9 @@ class Trainer:
             _small_output_init(self.model)
         if config.freeze_backbone:
             self.model.backbone.requires_grad_(False)
+            if config.train_backbone_from >= 0:
+                for block in self.model.backbone.features[config.train_backbone_from :]:
+                    block.requires_grad_(True)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         fp16 = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
