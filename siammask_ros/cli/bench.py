@@ -14,7 +14,8 @@ targets at the 255 search (one batched network call and one batched refinement),
 step and per target.
 
 Timing does not depend on the weights, so randomly initialised networks are used unless
-``--weights`` is given; the network runs in fp32.
+``--weights`` is given; the network runs in fp32, with batch norm folded and channels-last
+weights as the node and ``siammask-track`` run it (``--plain``: the network as loaded).
 """
 
 from __future__ import annotations
@@ -65,10 +66,16 @@ def _textured_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 
 def bench_search(
-    arch: str, instance: int, frame: np.ndarray, device: torch.device, repeats: int, weights: str | None
+    arch: str,
+    instance: int,
+    frame: np.ndarray,
+    device: torch.device,
+    repeats: int,
+    weights: str | None,
+    optimize: bool = True,
 ) -> dict[str, float]:
     """Median milliseconds per stage for one architecture and one search size."""
-    model = build_siammask(arch=arch, weights=weights, device=device)
+    model = build_siammask(arch=arch, weights=weights, device=device, optimize=optimize)
     long_term = LongTermConfig(enabled=instance != 255, search_size=max(instance, 255))
     config = TrackerConfig(long_term=long_term)
     tracker = SiamMaskTracker(model, config)
@@ -141,9 +148,10 @@ def bench_targets(
     device: torch.device,
     repeats: int,
     weights: str | None,
+    optimize: bool = True,
 ) -> dict[int, float]:
     """Median milliseconds of one ``MultiTargetTracker.track`` with N targets at 255, per N."""
-    model = build_siammask(arch=arch, weights=weights, device=device)
+    model = build_siammask(arch=arch, weights=weights, device=device, optimize=optimize)
     tracker = MultiTargetTracker(model, TrackerConfig())  # long-term off: every search is 255
     height, width = frame.shape[:2]
     times = {}
@@ -166,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="checkpoint (only with a single --arch)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; use 1 when other jobs share the cores)")
+    parser.add_argument("--plain", action="store_true",
+                        help="time the network as loaded (batch norm unfolded, default layout)")
     parser.add_argument(
         "--targets", type=int, nargs="+", default=None, metavar="N",
         help="also time one multi-target step (batched) with N targets at 255, for each N",
@@ -180,17 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     frame = _textured_frame(width, height)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     print(f"device: {device} ({device_name}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"frame {width}x{height}, fp32, median of {args.repeats} (ms)")
+          f"frame {width}x{height}, fp32, {'plain' if args.plain else 'batch norm folded, channels-last'}, "
+          f"median of {args.repeats} (ms)")
     print(f"{'arch':<15} {'search':>6} " + " ".join(f"{s:>8}" for s in STAGES))
     for arch in args.arch:
         for instance in (255, args.lost_size):
-            times = bench_search(arch, instance, frame, device, args.repeats, args.weights)
+            times = bench_search(arch, instance, frame, device, args.repeats, args.weights, not args.plain)
             print(f"{arch:<15} {instance:>6} " + " ".join(f"{times[s]:>8.1f}" for s in STAGES), flush=True)
     if args.targets:
         print(f"multi-target step at 255, median of {args.repeats} (ms)")
         print(f"{'arch':<15} {'targets':>7} {'step':>8} {'/target':>8}")
         for arch in args.arch:
-            per_count = bench_targets(arch, args.targets, frame, device, args.repeats, args.weights)
+            per_count = bench_targets(arch, args.targets, frame, device, args.repeats, args.weights, not args.plain)
             for count, ms in per_count.items():
                 print(f"{arch:<15} {count:>7} {ms:>8.1f} {ms / count:>8.1f}", flush=True)
     return 0

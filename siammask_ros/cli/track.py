@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> RunSummary:
     weights = _weights_file(args.weights)
     source = open_frames(args.input)
     config = preset(args.preset).with_changes(long_term={"enabled": args.long_term == "on"})
-    model = build_siammask(weights=weights, device=_device(args.device))
+    model = build_siammask(weights=weights, device=_device(args.device), optimize=True)
     tracker = SiamMaskTracker(model, config)
     with _Outputs(args.output, args.video, args.masks, source.fps) as outputs:
         return _track(tracker, source, args.box, outputs, args.max_frames)

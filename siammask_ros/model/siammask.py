@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .heads import AdjustLayer, DepthwiseCorrelation, Refine
+from .inference import optimize_for_inference
 from .mobilenet import siammask_mnv2
 from .resnet import NormLayer, siammask_resnet50
 from .weights import CheckpointMismatchError, load_checkpoint, load_weights
@@ -154,6 +155,7 @@ def build_siammask(
     arch: str | None = None,
     weights: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
+    optimize: bool = False,
 ) -> SiamMask:
     """Build a SiamMask in eval mode, optionally loading a checkpoint file.
 
@@ -163,6 +165,10 @@ def build_siammask(
         weights: checkpoint path in the native, published or pysot layout; ``None`` keeps
             the random initialisation.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... (see ``resolve_device``).
+        optimize: for tracking only: fold batch norm into the convolutions and store the
+            weights channels-last (``inference.optimize_for_inference``). Same outputs up
+            to float rounding, faster; the result can't be trained and its ``state_dict``
+            lacks the checkpoint's batch-norm entries.
 
     Raises:
         ValueError: unknown ``arch`` or unavailable ``device``.
@@ -183,4 +189,5 @@ def build_siammask(
                 layout=checkpoint.layout,
             )
         load_weights(model, checkpoint)
-    return model.to(target).eval()
+    model = model.to(target).eval()
+    return optimize_for_inference(model) if optimize else model

@@ -158,7 +158,7 @@ class _FrameStore:
 def _load_tracker(weights: str, device: str, config: TrackerConfig) -> SiamMaskTracker:
     """A tracker around the checkpoint's network (its recorded architecture) on ``device``."""
     try:
-        model = build_siammask(arch=None, weights=weights, device=device)
+        model = build_siammask(arch=None, weights=weights, device=device, optimize=True)
     except (CheckpointError, ValueError) as exc:  # unreadable file, unknown arch, unavailable device
         raise ConfigurationError(f"cannot run weights {weights!r} on device {device!r}: {exc}") from exc
     return SiamMaskTracker(model, config)
