@@ -169,7 +169,9 @@ def test_parameter_descriptors_are_complete():
         if spec.choices:
             assert all(choice in descriptor.additional_constraints for choice in spec.choices)
     read_only = {spec.name for spec in PARAMETERS if spec.read_only}
-    assert read_only == {"weights", "preset", "device", "precision", "qos.reliability", "qos.depth"}
+    assert read_only == {
+        "weights", "preset", "device", "cpu_threads", "precision", "qos.reliability", "qos.depth"
+    }
     (search,) = [s for s in PARAMETERS if s.name == "long_term.search_size"]
     low, high, step = search.int_range
     # Every value the range allows satisfies SiamMask's grid rule, and 831 is allowed.

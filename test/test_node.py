@@ -274,9 +274,12 @@ def tracker(checkpoint, participant, tmp_path_factory):
     """One node shared by the tests below; each test starts by stopping any tracking."""
     log = tmp_path_factory.mktemp("node") / "tracker.log"
     # Long-term search off: a random network is always LOST, and 831 crops are slow on a CPU.
-    process = NodeProcess(log, "/t", f"weights:={checkpoint}", "device:=cpu", "long_term.enabled:=false")
+    process = NodeProcess(
+        log, "/t", f"weights:={checkpoint}", "device:=cpu", "long_term.enabled:=false", "cpu_threads:=1"
+    )
     client = TrackerClient(participant, process, "/t")
     client.handshake()
+    assert client.wait_log(r"on cpu \(torch CPU threads: 1\)"), process.output()[-2000:]
     yield client
     code = process.stop()
     assert code == 0, f"the node did not exit cleanly on SIGINT (code {code}):\n{process.output()[-3000:]}"
@@ -567,6 +570,7 @@ def test_selection_before_any_image_and_without_a_model(participant, tmp_path):
         ("weights:=/nonexistent/model.pth", "/nonexistent/model.pth"),
         ("preset:=bogus", "unknown preset 'bogus'"),
         ("seg_threshold:=1.5", "seg_threshold"),
+        ("cpu_threads:=-1", "cpu_threads"),
     ],
 )
 def test_unusable_configuration_exits_with_the_reason(tmp_path, param, words):

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -203,9 +204,9 @@ class TrackerNode(Node):
         self._worker = threading.Thread(target=self._work, name="siammask_inference", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"images from '{self._image_sub.topic_name}', model {self._model_name}, preset "
-            f"{self._values['preset']}; select a target with {self.get_fully_qualified_name()}/select_target "
-            f"or on {self._target_sub.topic_name}"
+            f"images from '{self._image_sub.topic_name}', model {self._model_name} on {self._device_name} "
+            f"(torch CPU threads: {torch.get_num_threads()}), preset {self._values['preset']}; "
+            f"select a target with {self.get_fully_qualified_name()}/select_target or on {self._target_sub.topic_name}"
         )
 
     # ---------------------------------------------------------------------------------
@@ -233,6 +234,8 @@ class TrackerNode(Node):
         return values
 
     def _load_model(self, config: TrackerConfig) -> None:
+        if self._values["cpu_threads"] > 0:
+            torch.set_num_threads(self._values["cpu_threads"])
         weights = self._values["weights"] or default_weights_path()
         if weights is None:
             self._unavailable = _NO_MODEL_HINT
@@ -240,6 +243,10 @@ class TrackerNode(Node):
             return
         self._tracker = _load_tracker(str(weights), self._values["device"], config)
         self._model_name = str(weights)
+
+    @property
+    def _device_name(self) -> str:
+        return str(self._tracker.device) if self._tracker is not None else "none"
 
     def _create_interfaces(self) -> None:
         reliability = (
@@ -453,7 +460,7 @@ class TrackerNode(Node):
 
         status = DiagnosticStatus()
         status.name = f"{self.get_fully_qualified_name()}: tracking"
-        status.hardware_id = str(self._tracker.device) if self._tracker is not None else "none"
+        status.hardware_id = self._device_name
         if self._tracker is None:
             status.level, status.message = DiagnosticStatus.ERROR, self._unavailable
         elif received == last_received:

@@ -96,6 +96,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         read_only=True, pattern=r"auto|cpu|cuda(:\d+)?", constraints="auto, cpu, cuda or cuda:N",
     ),
     ParamSpec(
+        "cpu_threads", 0,
+        "Torch CPU threads for the network (torch.set_num_threads, process-wide); 0 = one per "
+        "core. Leave cores to the camera driver and other nodes: threads that wait on each "
+        "other make a CPU step several times slower. Needs a restart.",
+        read_only=True, int_range=(0, 256, 1),
+    ),
+    ParamSpec(
         "precision", "fp32",
         "Network precision. Only fp32 is implemented (fp16 on CUDA is planned). Needs a restart.",
         read_only=True, choices=("fp32",),
