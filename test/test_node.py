@@ -277,11 +277,13 @@ def tracker(checkpoint, participant, tmp_path_factory):
     process = NodeProcess(
         log, "/t", f"weights:={checkpoint}", "device:=cpu", "long_term.enabled:=false", "cpu_threads:=1"
     )
-    client = TrackerClient(participant, process, "/t")
-    client.handshake()
-    assert client.wait_log(r"on cpu \(torch CPU threads: 1\)"), process.output()[-2000:]
-    yield client
-    code = process.stop()
+    try:
+        client = TrackerClient(participant, process, "/t")
+        client.handshake()
+        assert client.wait_log(r"on cpu \(torch CPU threads: 1\)"), process.output()[-2000:]
+        yield client
+    finally:  # also when set-up fails: never leave a node running
+        code = process.stop()
     assert code == 0, f"the node did not exit cleanly on SIGINT (code {code}):\n{process.output()[-3000:]}"
 
 
@@ -592,11 +594,14 @@ def test_unusable_configuration_exits_with_the_reason(tmp_path, param, words):
 def default_model_tracker(participant, tmp_path_factory):
     log = tmp_path_factory.mktemp("default_model") / "tracker.log"
     process = NodeProcess(log, "/quality")  # long-term search is on by default
-    client = TrackerClient(participant, process, "/quality")
-    client.scene = Scene(320, 240)
-    client.handshake()
-    yield client
-    assert process.stop() == 0, process.output()[-3000:]
+    try:
+        client = TrackerClient(participant, process, "/quality")
+        client.scene = Scene(320, 240)
+        client.handshake()
+        yield client
+    finally:
+        code = process.stop()
+    assert code == 0, process.output()[-3000:]
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
