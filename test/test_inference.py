@@ -49,6 +49,16 @@ def test_folding_a_training_network_is_refused() -> None:
     assert _batchnorms(model) > 0
 
 
+def test_a_sequential_with_its_own_forward_is_left_alone() -> None:
+    class NormFirst(nn.Sequential):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self[0](self[1](x))  # registration order is not data flow here
+
+    module = NormFirst(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).eval()
+    assert fold_batchnorm(module) == 0
+    assert isinstance(module[1], nn.BatchNorm2d)
+
+
 @pytest.mark.parametrize("arch", ["siammask_r50", "siammask_mnv2"])
 def test_optimized_network_computes_the_same_outputs(arch: str) -> None:
     plain = calibrated_network(arch, seed=1)

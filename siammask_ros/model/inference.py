@@ -40,13 +40,15 @@ def fold_batchnorm(module: nn.Module) -> int:
     if module.training:
         raise RuntimeError("fold_batchnorm needs a module in eval mode: call .eval() first")
     folded = 0
-    for sequential in (m for m in module.modules() if isinstance(m, nn.Sequential)):
-        names = list(sequential._modules)
-        for conv_name, norm_name in zip(names, names[1:]):
-            conv, norm = sequential._modules[conv_name], sequential._modules[norm_name]
+    for sequential in module.modules():
+        # Only the plain Sequential forward guarantees that child order is data flow.
+        if not isinstance(sequential, nn.Sequential) or type(sequential).forward is not nn.Sequential.forward:
+            continue
+        children = list(sequential.named_children())
+        for (conv_name, conv), (norm_name, norm) in zip(children, children[1:]):
             if type(conv) is nn.Conv2d and type(norm) is nn.BatchNorm2d and norm.track_running_stats:
-                sequential._modules[conv_name] = fuse_conv_bn_eval(conv, norm)
-                sequential._modules[norm_name] = nn.Identity()
+                setattr(sequential, conv_name, fuse_conv_bn_eval(conv, norm))
+                setattr(sequential, norm_name, nn.Identity())
                 folded += 1
     return folded
 
