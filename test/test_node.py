@@ -35,6 +35,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D
 
+from siammask_ros.eval.metrics import mask_iou
 from siammask_ros.model import build_siammask, default_weights_path, save_checkpoint
 from siammask_ros.msg import TrackingStatus
 from siammask_ros.ros.conversions import array_to_image, image_to_array, stamp_key
@@ -604,11 +605,6 @@ def default_model_tracker(participant, tmp_path_factory):
     assert code == 0, process.output()[-3000:]
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
-
-
 @needs_default_model
 def test_mask_follows_the_moving_object(default_model_tracker):
     client = default_model_tracker
@@ -621,7 +617,7 @@ def test_mask_follows_the_moving_object(default_model_tracker):
         key = stamp_key(header.stamp)
         assert client.participant.spin_until(lambda: key in client.masks, 5.0)
         mask, _ = image_to_array(client.masks[key])
-        overlaps.append(iou(mask > 0, client.scene.render(index)[1]))
+        overlaps.append(mask_iou(mask > 0, client.scene.render(index)[1]))
         states.append(status.state)
     assert np.mean(overlaps) > 0.5, overlaps
     assert states.count(TrackingStatus.TRACKING) >= 0.8 * len(states), states
