@@ -201,6 +201,8 @@ def test_partially_frozen_backbone_trains_its_last_blocks_with_frozen_statistics
     changed = {k for k in after if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith(("features.12.", "features.13.")) for k in changed)
     assert not any("running" in k or "num_batches" in k for k in changed)
+    with pytest.raises(ValueError, match="freeze_backbone"):
+        TrainConfig(out_dir=str(tmp_path), freeze_backbone=False, train_backbone_from=12)
 
 
 def test_training_state_resumes_exactly(trainer: Trainer, tmp_path: Path) -> None:

@@ -66,6 +66,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.train_backbone_from >= 0 and not self.freeze_backbone:
+            raise ValueError("train_backbone_from only applies with freeze_backbone (the whole backbone trains otherwise)")
 
 
 def make_batch(
