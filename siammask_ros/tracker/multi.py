@@ -14,12 +14,12 @@ from siammask_ros.model.heads import RefineInputs
 from .config import TrackerConfig
 from .geometry import to_bgr
 from .result import TrackResult
-from .tracker import _Choice, _Plan, _Sequence, _Stepper
+from .tracker import _Choice, _Plan, _Sequence, _SteppedTracker
 
 __all__ = ["MultiTargetTracker"]
 
 
-class MultiTargetTracker:
+class MultiTargetTracker(_SteppedTracker):
     """Track several targets in the same frames, batching the network across them.
 
     Each target holds what a ``SiamMaskTracker`` holds for its one target (template
@@ -55,23 +55,9 @@ class MultiTargetTracker:
         device: str | torch.device | None = None,
         region_limited_mask: bool = True,
     ) -> None:
-        config = config if config is not None else TrackerConfig()
-        self._stepper = _Stepper(model, config, device, region_limited_mask)
+        super().__init__(model, config, device, region_limited_mask)
         self._targets: dict[str, _Sequence] = {}
         self._auto_ids: Iterator[int] = count()
-
-    @property
-    def config(self) -> TrackerConfig:
-        return self._stepper.config
-
-    @config.setter
-    def config(self, config: TrackerConfig) -> None:
-        """Replace the parameters of every target from the next ``track`` on; targets are kept."""
-        self._stepper.config = config
-
-    @property
-    def device(self) -> torch.device:
-        return self._stepper.device
 
     @property
     def target_ids(self) -> tuple[str, ...]:

@@ -261,7 +261,35 @@ class _Stepper:
         return tensor.to(self.dtype)
 
 
-class SiamMaskTracker:
+class _SteppedTracker:
+    """What the single- and multi-target trackers share: one ``_Stepper`` (network,
+    parameters, anchors) and the public ``config`` and ``device`` around it."""
+
+    def __init__(
+        self,
+        model: SiamMask,
+        config: TrackerConfig | None,
+        device: str | torch.device | None,
+        region_limited_mask: bool,
+    ) -> None:
+        config = config if config is not None else TrackerConfig()
+        self._stepper = _Stepper(model, config, device, region_limited_mask)
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._stepper.config
+
+    @config.setter
+    def config(self, config: TrackerConfig) -> None:
+        """Replace the parameters from the next ``track`` on; what is tracked is kept."""
+        self._stepper.config = config
+
+    @property
+    def device(self) -> torch.device:
+        return self._stepper.device
+
+
+class SiamMaskTracker(_SteppedTracker):
     """Single-object SiamMask tracking: ``initialize`` on a box, then ``track`` each frame.
 
     Follows the published SiamMask step (box from the anchor branch, a mask refined at the
@@ -309,26 +337,12 @@ class SiamMaskTracker:
         device: str | torch.device | None = None,
         region_limited_mask: bool = True,
     ) -> None:
-        config = config if config is not None else TrackerConfig()
-        self._stepper = _Stepper(model, config, device, region_limited_mask)
+        super().__init__(model, config, device, region_limited_mask)
         self._seq: _Sequence | None = None
 
     # ----------------------------------------------------------------------------------
     # Public API
     # ----------------------------------------------------------------------------------
-
-    @property
-    def config(self) -> TrackerConfig:
-        return self._stepper.config
-
-    @config.setter
-    def config(self, config: TrackerConfig) -> None:
-        """Replace the parameters from the next ``track`` on; the sequence is kept."""
-        self._stepper.config = config
-
-    @property
-    def device(self) -> torch.device:
-        return self._stepper.device
 
     @property
     def is_initialized(self) -> bool:
