@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from calibrated_network import calibrated_network, texture
 from siammask_ros.cli import bench
+from siammask_ros.model import build_siammask
 from siammask_ros.tracker import (
     InvalidBoxError,
     LongTermConfig,
@@ -261,7 +261,7 @@ def test_bench_times_one_batched_step_per_target_count(monkeypatch):
         return original(self, frame, color_order)
 
     monkeypatch.setattr(MultiTargetTracker, "track", counting_track)
-    times = bench.bench_targets("siammask_mnv2", [2], bench._textured_frame(160, 120), torch.device("cpu"), 1, None)
+    times = bench.bench_targets(build_siammask("siammask_mnv2"), [2], bench._textured_frame(160, 120), 1)
     assert list(times) == [2] and math.isfinite(times[2]) and times[2] > 0
     assert track_calls == [2, 2]  # a warm-up step and one timed step, both with 2 targets
     with pytest.raises(SystemExit):

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from siammask_ros.model import build_siammask, resolve_device
+from siammask_ros.model import SiamMask, build_siammask, resolve_device
 from siammask_ros.tracker import SiamMaskTracker
 from siammask_ros.tracker.config import LongTermConfig, TrackerConfig
 from siammask_ros.tracker.geometry import (
@@ -65,17 +65,9 @@ def _textured_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width])
 
 
-def bench_search(
-    arch: str,
-    instance: int,
-    frame: np.ndarray,
-    device: torch.device,
-    repeats: int,
-    weights: str | None,
-    optimize: bool = True,
-) -> dict[str, float]:
-    """Median milliseconds per stage for one architecture and one search size."""
-    model = build_siammask(arch=arch, weights=weights, device=device, optimize=optimize)
+def bench_search(model: SiamMask, instance: int, frame: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median milliseconds per stage for one network and one search size."""
+    device = next(model.parameters()).device
     long_term = LongTermConfig(enabled=instance != 255, search_size=max(instance, 255))
     config = TrackerConfig(long_term=long_term)
     tracker = SiamMaskTracker(model, config)
@@ -141,17 +133,9 @@ def _grid_boxes(count: int, width: int, height: int) -> list[tuple[float, float,
     ]
 
 
-def bench_targets(
-    arch: str,
-    counts: list[int],
-    frame: np.ndarray,
-    device: torch.device,
-    repeats: int,
-    weights: str | None,
-    optimize: bool = True,
-) -> dict[int, float]:
+def bench_targets(model: SiamMask, counts: list[int], frame: np.ndarray, repeats: int) -> dict[int, float]:
     """Median milliseconds of one ``MultiTargetTracker.track`` with N targets at 255, per N."""
-    model = build_siammask(arch=arch, weights=weights, device=device, optimize=optimize)
+    device = next(model.parameters()).device
     tracker = MultiTargetTracker(model, TrackerConfig())  # long-term off: every search is 255
     height, width = frame.shape[:2]
     times = {}
@@ -193,15 +177,19 @@ def main(argv: list[str] | None = None) -> int:
           f"frame {width}x{height}, fp32, {'plain' if args.plain else 'batch norm folded, channels-last'}, "
           f"median of {args.repeats} (ms)")
     print(f"{'arch':<15} {'search':>6} " + " ".join(f"{s:>8}" for s in STAGES))
-    for arch in args.arch:
+    models = {
+        arch: build_siammask(arch=arch, weights=args.weights, device=device, optimize=not args.plain)
+        for arch in args.arch
+    }
+    for arch, model in models.items():
         for instance in (255, args.lost_size):
-            times = bench_search(arch, instance, frame, device, args.repeats, args.weights, not args.plain)
+            times = bench_search(model, instance, frame, args.repeats)
             print(f"{arch:<15} {instance:>6} " + " ".join(f"{times[s]:>8.1f}" for s in STAGES), flush=True)
     if args.targets:
         print(f"multi-target step at 255, median of {args.repeats} (ms)")
         print(f"{'arch':<15} {'targets':>7} {'step':>8} {'/target':>8}")
-        for arch in args.arch:
-            per_count = bench_targets(arch, args.targets, frame, device, args.repeats, args.weights, not args.plain)
+        for arch, model in models.items():
+            per_count = bench_targets(model, args.targets, frame, args.repeats)
             for count, ms in per_count.items():
                 print(f"{arch:<15} {count:>7} {ms:>8.1f} {ms / count:>8.1f}", flush=True)
     return 0
