@@ -61,17 +61,19 @@ cmake_install() {  # source folder, build folder
 # A stand-in for vision_msgs (not on PyPI) so the node can be built and tested here.
 # It goes only into this venv, and never where a real vision_msgs exists.
 build_vision_msgs_standin() {
-  if [ -f "$venv/share/vision_msgs/.siammask_ros_standin" ]; then
+  local marker="$venv/share/vision_msgs/.siammask_ros_standin" want
+  want="$(cat dev/vision_msgs_standin/CMakeLists.txt dev/vision_msgs_standin/msg/*.msg | sha256sum | cut -d' ' -f1)"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
     return
   fi
-  if [ -d "$venv/share/vision_msgs" ]; then
+  if [ -d "$venv/share/vision_msgs" ] && [ ! -f "$marker" ]; then
     log "a real vision_msgs is present in $venv; not installing the stand-in"
     return
   fi
   log "building the vision_msgs stand-in (dev/vision_msgs_standin)"
   mkdir -p "$build"
   cmake_install dev/vision_msgs_standin "$build/vision_msgs_standin"
-  touch "$venv/share/vision_msgs/.siammask_ros_standin"
+  echo "$want" > "$marker"
 }
 
 build_package() {
