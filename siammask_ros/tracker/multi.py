@@ -118,17 +118,22 @@ class MultiTargetTracker(_SteppedTracker):
         """
         self._target(target_id).lost = True
 
-    def track(self, frame: np.ndarray, color_order: str = "bgr") -> dict[str, TrackResult]:
-        """Locate every target in the next frame: ``{target_id: result}`` in ``target_ids`` order.
+    def track(
+        self, frame: np.ndarray, color_order: str = "bgr", target_ids: Sequence[str] | None = None
+    ) -> dict[str, TrackResult]:
+        """Locate every target (or those in ``target_ids``) in the next frame:
+        ``{target_id: result}`` in ``target_ids`` order.
 
         The states move only after the network has run for every target, so an error
         there (out of device memory, say) leaves them where they were.
 
         Raises:
             InvalidFrameError: unreadable frame.
+            KeyError: an id in ``target_ids`` is not tracked.
         """
         image = to_bgr(frame, color_order)
-        plans = {target_id: self._stepper.plan(seq, image) for target_id, seq in self._targets.items()}
+        chosen = self._targets if target_ids is None else {t: self._target(t) for t in target_ids}
+        plans = {target_id: self._stepper.plan(seq, image) for target_id, seq in chosen.items()}
         groups: dict[int, list[str]] = {}
         for target_id, plan in plans.items():
             groups.setdefault(plan.instance, []).append(target_id)
@@ -137,7 +142,7 @@ class MultiTargetTracker(_SteppedTracker):
             outcomes.update(self._search_group(ids, plans, instance))
         return {
             target_id: self._stepper.finish(seq, plans[target_id], *outcomes[target_id])
-            for target_id, seq in self._targets.items()
+            for target_id, seq in chosen.items()
         }
 
     # ----------------------------------------------------------------------------------
