@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
 from siammask_ros.tracker.result import TrackResult, TrackState
 
-__all__ = ["STATE_COLORS", "draw_overlay"]
+__all__ = ["STATE_COLORS", "draw_overlay", "draw_targets"]
 
 # BGR, one colour per state for the mask tint, the box and the state label.
 STATE_COLORS: dict[TrackState, tuple[int, int, int]] = {
@@ -36,6 +38,22 @@ def draw_overlay(frame_bgr: np.ndarray, result: TrackResult) -> np.ndarray:
         (f"search {result.search_size}", (255, 255, 255)),
     ]
     _draw_labels(image, labels)
+    return image
+
+
+def draw_targets(frame_bgr: np.ndarray, targets: Sequence[tuple[str, TrackResult]]) -> np.ndarray:
+    """As ``draw_overlay`` for several targets: each ``(target_id, result)`` gets its mask
+    tint and rotated box, and one line of the top-left panel (id, state, confidence,
+    search size)."""
+    image = _bgr_copy(frame_bgr)
+    labels = []
+    for target_id, result in targets:
+        color = STATE_COLORS[result.state]
+        _tint_mask(image, result.mask, color)
+        _draw_polygon(image, result.rotated_box.corners, color)
+        labels.append((f"{target_id} {result.state.value} {result.confidence:.3f} s{result.search_size}", color))
+    if labels:
+        _draw_labels(image, labels)
     return image
 
 
