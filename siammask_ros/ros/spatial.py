@@ -31,8 +31,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection3D, ObjectHypothesisWithPose
 
-from siammask_ros.ros.conversions import _byte_view
-
 __all__ = [
     "CameraModel",
     "DEPTH_ENCODINGS",
@@ -97,7 +95,7 @@ def depth_to_metres(msg: Image) -> np.ndarray:
             "depth_truncated_data",
             f"depth step {step} is shorter than one {msg.encoding} row of width {width} ({row_bytes} bytes)",
         )
-    buffer = _byte_view(msg.data)
+    buffer = _bytes_of(msg.data)
     if buffer.size < step * height:
         raise DepthConversionError(
             "depth_truncated_data",
@@ -110,6 +108,17 @@ def depth_to_metres(msg: Image) -> np.ndarray:
         metres *= np.float32(scale)
     metres[~((metres > 0) & (metres < np.inf))] = np.nan  # NaN fails both comparisons
     return metres
+
+
+def _bytes_of(data) -> np.ndarray:
+    """``data`` as a flat uint8 array: a view of a buffer (array.array, bytes), else a copy.
+
+    (conversions.py has the same helper; importing it would import the tracker and torch.)
+    """
+    try:
+        return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+    except TypeError:  # a list, as a hand-built message may hold
+        return np.asarray(data, dtype=np.uint8).reshape(-1)
 
 
 # --------------------------------------------------------------------------- camera model
