@@ -3,12 +3,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ISOLATE := scripts/isolate.sh
 
-.PHONY: setup test demo bench eval clean
+.PHONY: setup colcon colcon-test test demo bench eval clean
 
 setup:  ## .venv with pinned deps, ROS 2 Jazzy wheels, this package built by CMake into it
 	@bash scripts/setup_dev.sh
 
-test: setup  ## the whole test suite, CPU only, ROS processes in a private network namespace
+colcon: setup  ## build with colcon as on a robot: install/ (setup.bash), build files in build/colcon
+	@bash scripts/colcon_build.sh
+
+colcon-test: colcon  ## `colcon test` of the ROS-free test modules (CMakeLists.txt); CTEST_ARGS="-R test_io" selects
+	@$(ISOLATE) bash scripts/colcon_build.sh test $(CTEST_ARGS)
+
+# colcon first: test/test_colcon_install.py starts the node from install/.
+test: setup colcon  ## the whole test suite, CPU only, ROS processes in a private network namespace
 	@$(ISOLATE) $(PY) -m pytest
 
 demo: setup  ## track the bundled clip with the bundled model; writes results/demo.mp4
@@ -21,4 +28,4 @@ eval: setup  ## accuracy of the bundled model on held-out synthetic sequences
 	@$(PY) -m siammask_ros.eval
 
 clean:
-	rm -rf build results .pytest_cache
+	rm -rf build install results .pytest_cache
