@@ -9,6 +9,7 @@ import pytest
 from builtin_interfaces.msg import Time
 
 from siammask_ros.msg import TrackedTarget, TrackingResult
+from siammask_ros.ros import follower
 from siammask_ros.ros.follower import FIELD_SPECS, Command, FollowController, FollowerConfig
 
 NOW = 100.0
@@ -51,6 +52,12 @@ def follow(*targets: TrackedTarget, **config) -> Command:
 
 
 # Configuration ---------------------------------------------------------------------------
+
+
+def test_state_constants_match_the_message():
+    assert (follower.IDLE, follower.TRACKING, follower.LOST) == (
+        TrackedTarget.IDLE, TrackedTarget.TRACKING, TrackedTarget.LOST
+    )
 
 
 def test_defaults_are_valid_and_every_field_has_a_spec():

@@ -93,6 +93,7 @@ class FollowerConfig:
 
 
 def _check_field(name: str, type_name: str, value: Any) -> None:
+    # ``type_name`` is the annotation as a string (postponed evaluation of annotations).
     expected = {"str": str, "bool": bool, "int": int, "float": (int, float)}[type_name]
     if not isinstance(value, expected) or (type_name != "bool" and isinstance(value, bool)):
         raise ValueError(f"FollowerConfig.{name} must be {type_name}, got {value!r}")
