@@ -21,6 +21,7 @@ setup(
         "torch>=2.1",
         "tqdm>=4.60",
     ],
+    extras_require={"bag": ["rosbags>=0.11"]},  # rosbag2 input/output of siammask-track
     entry_points={
         "console_scripts": [
             "siammask-track = siammask_ros.cli.track:main",

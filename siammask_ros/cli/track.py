@@ -1,12 +1,16 @@
-"""``siammask-track``: run SiamMask offline on a video or an image folder.
+"""``siammask-track``: run SiamMask offline on a video, an image folder or a rosbag2.
 
 Example::
 
     siammask-track clip.mp4 --weights SiamMask_VOT.pth --preset vot --box 300,120,80,140 \\
         --output results.jsonl --video annotated.mp4 --masks masks/
+    siammask-track run.mcap --topic /camera/image_raw --box 300,120,80,140 \\
+        --output results.jsonl --output-bag tracked/
 
 Writes one JSON record per frame (frame 0, the initialisation, included), optionally the
-annotated video and one 0/255 mask PNG per frame, and prints a one-line summary.
+annotated video and one 0/255 mask PNG per frame, and prints a one-line summary. A bag's
+records also carry the image's header stamp, and ``--output-bag`` writes the node's
+outputs for each image into a new bag (docs/BAGS.md).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import itertools
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +30,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from siammask_ros.io.bag import DEFAULT_PREFIX, BagImageSource, BagResultWriter, is_bag
 from siammask_ros.io.frames import FrameSource, FrameSourceError, open_frames, parse_box
+from siammask_ros.io.message_fields import LostClock, TargetFields
 from siammask_ros.io.render import draw_overlay
 from siammask_ros.io.results import JsonLinesWriter, result_to_record
 from siammask_ros.model import CheckpointError, build_siammask, default_weights_path, resolve_device
-from siammask_ros.tracker import InvalidBoxError, InvalidFrameError, SiamMaskTracker
+from siammask_ros.tracker import InvalidBoxError, InvalidFrameError, SiamMaskTracker, to_bgr
 from siammask_ros.tracker.config import PRESETS, preset
 from siammask_ros.tracker.result import TrackResult, TrackState
 
@@ -37,6 +44,8 @@ __all__ = ["build_parser", "main"]
 
 PROG = "siammask-track"
 DEFAULT_VIDEO_FPS = 30.0
+#: Target id in an output bag's messages (the node's name for its first selection).
+BAG_TARGET_ID = "target_1"
 
 
 class UsageError(Exception):
@@ -60,9 +69,11 @@ class RunSummary:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Track one object through a video or an image folder with SiamMask.",
+        description="Track one object through a video, an image folder or a rosbag2 with SiamMask.",
     )
-    parser.add_argument("input", metavar="INPUT", help="video file, or folder of images (natural name order)")
+    parser.add_argument("input", metavar="INPUT",
+                        help="video file, folder of images (natural name order), or rosbag2 "
+                             "(bag folder, .mcap or .db3 file)")
     parser.add_argument("--box", required=True, type=_box_arg, metavar="X,Y,W,H",
                         help="target in the first frame: top-left corner and size in pixels")
     parser.add_argument("--output", required=True, metavar="FILE",
@@ -78,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", type=Path, metavar="FILE", help="write the annotated video (mp4v)")
     parser.add_argument("--masks", type=Path, metavar="DIR", help="write one 0/255 mask PNG per frame")
     parser.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    bag = parser.add_argument_group("rosbag2 input and output (mcap, sqlite3; needs the rosbags package)")
+    bag.add_argument("--topic", metavar="TOPIC",
+                     help="sensor_msgs/Image or CompressedImage topic to track; needed when the bag has several")
+    bag.add_argument("--output-bag", type=Path, metavar="DIR",
+                     help="write mask, detections and result per image into this new bag, with the images' stamps")
+    bag.add_argument("--output-bag-storage", choices=("mcap", "sqlite3"),
+                     help="storage of --output-bag (default: the input bag's)")
+    bag.add_argument("--output-bag-prefix", default=DEFAULT_PREFIX, metavar="NS",
+                     help="namespace of the output topics (default: %(default)s)")
+    bag.add_argument("--output-bag-debug-image", action="store_true",
+                     help="also write <NS>/debug_image, the bgr8 overlay")
     return parser
 
 
@@ -100,17 +122,56 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> RunSummary:
     """Track the whole input as described by parsed arguments."""
     weights = _weights_file(args.weights)
-    source = open_frames(args.input)
+    source = _open_source(args)
     config = preset(args.preset).with_changes(long_term={"enabled": args.long_term == "on"})
     model = build_siammask(weights=weights, device=_device(args.device), optimize=True)
     tracker = SiamMaskTracker(model, config)
     with _Outputs(args.output, args.video, args.masks, source.fps) as outputs:
+        if args.output_bag is not None:
+            outputs.add_bag(BagResultWriter(
+                args.output_bag, args.output_bag_storage or source.storage, args.output_bag_prefix,
+                debug_image=args.output_bag_debug_image,
+            ))
         return _track(tracker, source, args.box, outputs, args.max_frames)
+
+
+def _open_source(args: argparse.Namespace) -> FrameSource | BagImageSource:
+    """A bag's image topic, or a video / image folder; bag options only go with a bag."""
+    if args.output_bag is None:
+        for option, used in (("--output-bag-storage", args.output_bag_storage is not None),
+                             ("--output-bag-debug-image", args.output_bag_debug_image)):
+            if used:
+                raise UsageError(f"{option} needs --output-bag")
+    if is_bag(args.input):
+        return BagImageSource(args.input, args.topic)
+    for option, value in (("--topic", args.topic), ("--output-bag", args.output_bag)):
+        if value is not None:
+            raise UsageError(f"{option} needs a rosbag2 INPUT (bag folder, .mcap or .db3), got {args.input!r}")
+    return open_frames(args.input)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """One input image, BGR; a bag image also has its header stamp (sec, nanosec) and frame_id."""
+
+    index: int
+    image: np.ndarray
+    stamp: tuple[int, int] | None = None
+    frame_id: str = ""
+
+
+def _frames(source: FrameSource | BagImageSource) -> Iterator[_Frame]:
+    if isinstance(source, BagImageSource):
+        for item in source:
+            yield _Frame(item.index, to_bgr(item.frame, item.color_order), item.stamp, item.frame_id)
+    else:
+        for index, image in source:
+            yield _Frame(index, image)
 
 
 def _track(
     tracker: SiamMaskTracker,
-    source: FrameSource,
+    source: FrameSource | BagImageSource,
     box: tuple[float, float, float, float],
     outputs: "_Outputs",
     max_frames: int | None,
@@ -121,14 +182,15 @@ def _track(
     count = lost = 0
     seconds = 0.0
     with tqdm(total=total, unit="frame", file=sys.stderr, disable=not sys.stderr.isatty()) as progress:
-        for index, frame in itertools.islice(source, max_frames):
+        for frame in itertools.islice(_frames(source), max_frames):
             start = time.perf_counter()
             try:
-                result = tracker.initialize(frame, box) if count == 0 else tracker.track(frame)
+                result = tracker.initialize(frame.image, box) if count == 0 else tracker.track(frame.image)
             except (InvalidBoxError, InvalidFrameError) as error:
-                raise UsageError(f"frame {index}: {error}") from None
-            seconds += time.perf_counter() - start
-            outputs.write(index, frame, result)
+                raise UsageError(f"frame {frame.index}: {error}") from None
+            step_seconds = time.perf_counter() - start
+            seconds += step_seconds
+            outputs.write(frame, result, step_seconds)
             count += 1
             lost += result.state is TrackState.LOST
             progress.update()
@@ -136,7 +198,8 @@ def _track(
 
 
 class _Outputs:
-    """The JSON Lines records and, when asked for, the annotated video and the mask PNGs."""
+    """The JSON Lines records and, when asked for, the annotated video, the mask PNGs and
+    the output bag."""
 
     def __init__(self, records: str, video: Path | None, masks: Path | None, fps: float | None) -> None:
         if masks is not None:
@@ -148,15 +211,36 @@ class _Outputs:
         self._stack = ExitStack()
         stream: str | IO[str] = sys.stdout if records == "-" else _with_parent(Path(records))
         self._records = self._stack.enter_context(JsonLinesWriter(stream))
+        self._bag: BagResultWriter | None = None
+        self._lost_clock = LostClock()
 
-    def write(self, index: int, frame: np.ndarray, result: TrackResult) -> None:
-        self._records.write(result_to_record(index, result))
+    def add_bag(self, bag: BagResultWriter) -> None:
+        self._bag = self._stack.enter_context(bag)
+
+    def write(self, frame: _Frame, result: TrackResult, step_seconds: float) -> None:
+        record = result_to_record(frame.index, result)
+        if frame.stamp is not None:
+            record["stamp"] = {"sec": frame.stamp[0], "nanosec": frame.stamp[1]}
+        self._records.write(record)
+        overlay = None
         if self._video_path is not None:
-            self._write_video_frame(draw_overlay(frame, result))
+            overlay = draw_overlay(frame.image, result)
+            self._write_video_frame(overlay)
+        if self._bag is not None:
+            self._write_bag(frame, result, step_seconds, overlay)
         if self._masks is not None:
-            path = self._masks / f"{index:06d}.png"
+            path = self._masks / f"{frame.index:06d}.png"
             if not cv2.imwrite(str(path), np.where(result.mask != 0, 255, 0).astype(np.uint8)):
                 raise UsageError(f"cannot write mask image {str(path)!r}")
+
+    def _write_bag(self, frame: _Frame, result: TrackResult, step_seconds: float, overlay: np.ndarray | None) -> None:
+        assert frame.stamp is not None  # _open_source allows --output-bag with bag inputs only
+        stamp_ns = frame.stamp[0] * 1_000_000_000 + frame.stamp[1]
+        frames_lost, lost_ns = self._lost_clock.update(result.state, stamp_ns)
+        target = TargetFields(BAG_TARGET_ID, "", 1, result.state, result, lost_ns, frames_lost)
+        if overlay is None and self._bag.has_debug_image:
+            overlay = draw_overlay(frame.image, result)
+        self._bag.write(frame.stamp, frame.frame_id, [target], frame.image.shape[:2], step_seconds * 1e3, overlay)
 
     def _write_video_frame(self, image: np.ndarray) -> None:
         if self._video is None:
