@@ -1,11 +1,14 @@
 """The launch file, parameter file, DDS profile and rviz layout, checked without launch.
 
 launch and launch_ros are not installable from PyPI, so the launch file is read as
-Python source: what it declares, what it references and what it starts.
+Python source: what it declares, what it references and what it starts. Its one piece of
+decision logic, which DDS profile the node gets, is a plain function executed here.
 """
 
 import ast
+import os
 import re
+from collections.abc import Mapping
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -45,16 +48,53 @@ def constant(node: ast.expr | None):
     return node.value if isinstance(node, ast.Constant) else None
 
 
+def module_constants(tree: ast.Module) -> dict:
+    """The launch file's top-level NAME = <literal> assignments."""
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return values
+
+
+def literal(tree: ast.Module, node: ast.expr | None):
+    """A keyword's value: a literal, or the module constant it names."""
+    if isinstance(node, ast.Name):
+        return module_constants(tree)[node.id]
+    return ast.literal_eval(node) if node is not None else None
+
+
+def declared_arguments(tree: ast.Module) -> dict[str, ast.Call]:
+    return {constant(call.args[0]): call for call in calls(tree, "DeclareLaunchArgument")}
+
+
 def test_every_launch_argument_has_a_description(launch_tree):
-    declared = {}
-    for call in calls(launch_tree, "DeclareLaunchArgument"):
-        name = constant(call.args[0])
+    declared = declared_arguments(launch_tree)
+    for name, call in declared.items():
         description = constant(keyword(call, "description"))
+        if isinstance(keyword(call, "description"), ast.JoinedStr | ast.BinOp):
+            description = ast.unparse(keyword(call, "description"))
         assert isinstance(description, str) and len(description) > 10, f"argument {name} lacks a description"
-        declared[name] = call
-    assert set(declared) == {"image", "params_file", "weights", "device", "namespace", "rviz"}
-    rviz_choices = keyword(declared["rviz"], "choices")
-    assert [constant(e) for e in rviz_choices.elts] == ["true", "false"]
+    assert set(declared) == {
+        "image", "params_file", "weights", "device", "namespace", "rviz",
+        "autostart", "use_sim_time", "log_level", "dds_profile",
+    }
+    choices = {name: literal(launch_tree, keyword(call, "choices")) for name, call in declared.items()}
+    for switch in ("rviz", "autostart", "use_sim_time"):
+        assert choices[switch] == ["true", "false"], switch
+    assert choices["log_level"] == ["debug", "info", "warn", "error", "fatal"]  # rcutils severities
+    # Free-form values (paths, topics, device strings) have no choices.
+    assert all(choices[name] is None for name in ("image", "params_file", "weights", "device", "namespace",
+                                                  "dds_profile"))
+    defaults = {name: literal(launch_tree, keyword(call, "default_value")) for name, call in declared.items()
+                if isinstance(keyword(call, "default_value"), ast.Constant)}
+    assert defaults["autostart"] == "true" and defaults["use_sim_time"] == "false"
+    assert defaults["log_level"] == "info"
+    for name, default in defaults.items():
+        assert choices[name] is None or default in choices[name], name
 
 
 def test_every_used_launch_configuration_is_declared(launch_tree):
@@ -64,14 +104,18 @@ def test_every_used_launch_configuration_is_declared(launch_tree):
     assert used <= declared, f"undeclared launch arguments: {used - declared}"
 
 
-def node_call(tree: ast.AST, executable: str) -> ast.Call:
-    matches = [call for call in calls(tree, "Node") if constant(keyword(call, "executable")) == executable]
-    assert len(matches) == 1, f"expected one Node with executable {executable!r}"
+def node_call(tree: ast.AST, executable: str, action: str = "Node") -> ast.Call:
+    matches = [call for call in calls(tree, action) if constant(keyword(call, "executable")) == executable]
+    assert len(matches) == 1, f"expected one {action} with executable {executable!r}"
     return matches[0]
 
 
+def tracker_call(tree: ast.AST) -> ast.Call:
+    return node_call(tree, "siammask_tracker", action="LifecycleNode")
+
+
 def test_tracker_node_matches_what_cmake_installs(launch_tree):
-    tracker = node_call(launch_tree, "siammask_tracker")
+    tracker = tracker_call(launch_tree)
     assert constant(keyword(tracker, "package")) == "siammask_ros"
     assert constant(keyword(tracker, "name")) == "siammask_tracker"
     cmake = (ROOT / "CMakeLists.txt").read_text()
@@ -85,16 +129,33 @@ def test_tracker_node_matches_what_cmake_installs(launch_tree):
 
 
 def test_tracker_node_wiring(launch_tree):
-    tracker = node_call(launch_tree, "siammask_tracker")
+    tracker = tracker_call(launch_tree)
+    # LifecycleNode requires a namespace; the lifecycle services are then ~/change_state etc.
+    assert constant(keyword(tracker, "namespace").args[0]) == "namespace"
     remappings = keyword(tracker, "remappings")
     pairs = [(constant(t.elts[0]), t.elts[1]) for t in remappings.elts]
     assert [name for name, _ in pairs] == ["image"]
     assert constant(pairs[0][1].args[0]) == "image"  # LaunchConfiguration("image")
-    env = keyword(tracker, "additional_env")
-    assert {constant(k) for k in env.keys} == {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
-    params_file, overrides = keyword(tracker, "parameters").elts
+    ros_arguments = keyword(tracker, "ros_arguments").elts
+    assert constant(ros_arguments[0]) == "--log-level" and constant(ros_arguments[1].args[0]) == "log_level"
+    # The environment comes from the profile decision (tested below), never a fixed dict.
+    assert keyword(tracker, "additional_env").id == "profile_env"
+    (decision,) = calls(launch_tree, "dds_profile_environment")
+    assert ast.unparse(decision.args[0]) == "os.environ"
+    assert constant(decision.args[1].func.value.args[0]) == "dds_profile"
+    params_file, overrides, switches = keyword(tracker, "parameters").elts
     assert constant(params_file.args[0]) == "params_file"
-    assert overrides.id == "overrides"
+    assert overrides.id == "overrides" and switches.id == "switches"
+    # use_sim_time and autostart are booleans from their launch arguments, always passed.
+    (switch_dict,) = [
+        node.value for node in ast.walk(launch_tree)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "switches"
+    ]
+    for key, value in zip(switch_dict.keys, switch_dict.values):
+        assert constant(value.left.func.value.args[0]) == constant(key)
+        assert constant(value.comparators[0]) == "true"
+    assert {constant(k) for k in switch_dict.keys} == {"use_sim_time", "autostart"}
+    assert "autostart" in PARAMETER_NAMES  # declared by the node (use_sim_time is rclpy's own)
     # The overriding launch arguments are node parameters, passed only when given.
     (assignment,) = [
         node for node in ast.walk(launch_tree)
@@ -107,6 +168,42 @@ def test_tracker_node_wiring(launch_tree):
     # The node is built at launch time, so the description must include that function.
     (opaque,) = calls(launch_tree, "OpaqueFunction")
     assert keyword(opaque, "function").id == "tracker_node"
+
+
+def load_profile_decision(tree: ast.Module):
+    """dds_profile_environment from the launch file, executed without launch installed."""
+    (function,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "dds_profile_environment"]
+    module = ast.Module(body=[function], type_ignores=[])
+    namespace = {"os": os, "Mapping": Mapping, "PROFILE_VARIABLES": module_constants(tree)["PROFILE_VARIABLES"]}
+    exec(compile(module, str(LAUNCH), "exec"), namespace)
+    return namespace["dds_profile_environment"]
+
+
+BOTH_NAMES = {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
+
+
+def test_dds_profile_is_set_only_when_the_user_has_none(launch_tree, tmp_path):
+    decide = load_profile_decision(launch_tree)
+    shipped = str(DDS_PROFILE)
+    env, note = decide({"HOME": "/root"}, shipped)
+    assert env == dict.fromkeys(BOTH_NAMES, shipped) and shipped in note
+    # An empty variable is no profile (Fast DDS would fail to open ''), so ours is set.
+    assert decide({"FASTRTPS_DEFAULT_PROFILES_FILE": ""}, shipped)[0] == dict.fromkeys(BOTH_NAMES, shipped)
+    # Either name set by the user: nothing is added, whatever dds_profile says.
+    for name in BOTH_NAMES:
+        mine = str(tmp_path / "mine.xml")
+        env, note = decide({name: mine}, shipped)
+        assert env == {} and mine in note and "not used" in note
+    # dds_profile:='' sets none.
+    env, note = decide({}, "")
+    assert env == {} and "no DDS profile" in note
+    with pytest.raises(FileNotFoundError, match="dds_profile '/nonexistent.xml' is not a file"):
+        decide({}, "/nonexistent.xml")
+
+
+def test_dds_profile_default_is_the_shipped_profile(launch_tree):
+    default = keyword(declared_arguments(launch_tree)["dds_profile"], "default_value")
+    assert [constant(a) for a in default.args[1:]] == ["config", DDS_PROFILE.name]
 
 
 def test_rviz_is_optional(launch_tree):
@@ -179,16 +276,20 @@ def test_parameter_descriptors_are_complete():
     assert 831 in range(low, high + 1, step)
 
 
-def test_dds_profile_restricts_udp_to_loopback_and_enlarges_shm():
+def test_dds_profile_enlarges_shm_and_keeps_udp_open_to_other_machines():
     ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
     root = ET.parse(DDS_PROFILE).getroot()
     descriptors = {
         d.findtext("f:type", namespaces=ns): d for d in root.iterfind(".//f:transport_descriptor", ns)
     }
     assert set(descriptors) == {"SHM", "UDPv4"}
-    assert int(descriptors["SHM"].findtext("f:segment_size", namespaces=ns)) == 32 * 1024 * 1024
-    addresses = [a.text for a in descriptors["UDPv4"].iterfind("f:interfaceWhiteList/f:address", ns)]
-    assert addresses == ["127.0.0.1"]
+    # Room for two 3840x2160 bgr8 frames in flight (plus headers).
+    segment = int(descriptors["SHM"].findtext("f:segment_size", namespaces=ns))
+    assert segment >= 2 * (3840 * 2160 * 3 + 4096)
+    # UDPv4 as Fast DDS's built-in one: no interface restriction, default datagram size.
+    udp = descriptors["UDPv4"]
+    assert udp.find("f:interfaceWhiteList", ns) is None and udp.find("f:interfaces", ns) is None
+    assert udp.find("f:maxMessageSize", ns) is None
 
     (participant,) = root.iterfind(".//f:participant", ns)
     assert participant.get("is_default_profile") == "true"
