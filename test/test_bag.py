@@ -125,7 +125,8 @@ def _box_mask(bbox):
 def test_track_bag_and_read_output_bag(tmp_path, scene, kind, storage, out_storage):
     bag = _write_bag(tmp_path / "in", scene, kind, storage, extra_topics=["/notes"])
     out_bag = tmp_path / "tracked"
-    extra = ["--output-bag", str(out_bag), "--output-bag-debug-image"]
+    extra = ["--output-bag", str(out_bag), "--output-bag-debug-image",
+             "--video", str(tmp_path / "annotated.mp4"), "--masks", str(tmp_path / "masks")]
     if out_storage:
         extra += ["--output-bag-storage", out_storage]
     # One image topic among others: --topic may be left out.
@@ -138,6 +139,13 @@ def test_track_bag_and_read_output_bag(tmp_path, scene, kind, storage, out_stora
     expected_storage = out_storage or storage
     suffix = ".mcap" if expected_storage == "mcap" else ".db3"
     assert [p.suffix for p in out_bag.iterdir() if p.name != "metadata.yaml"] == [suffix]
+
+    video = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
+    video_frames = 0
+    while video.read()[0]:
+        video_frames += 1
+    video.release()
+    assert video_frames == FRAMES
 
     messages, types, tracked_target = _read_bag(out_bag)
     assert types == {
@@ -162,6 +170,8 @@ def test_track_bag_and_read_output_bag(tmp_path, scene, kind, storage, out_stora
         labels = mask.data.reshape(HEIGHT, WIDTH)
         assert set(np.unique(labels)) <= {0, 1}
         assert (debug.encoding, debug.height, debug.width) == ("bgr8", HEIGHT, WIDTH)
+        png = cv2.imread(str(tmp_path / "masks" / f"{i:06d}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(png, labels * 255)  # --masks: the same mask, 0/255
 
         assert len(result.targets) == 1
         target = result.targets[0]
@@ -271,6 +281,12 @@ def test_bag_without_image_topic(tmp_path, scene, capsys):
     bag = _write_bag(tmp_path / "in", scene, None, storage="sqlite3")
     assert _run(bag, tmp_path) == 1
     assert "no sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage topic; its topics: none" in _error_line(capsys)
+
+
+def test_image_topic_without_messages(tmp_path, scene, capsys):
+    bag = _write_bag(tmp_path / "in", scene, "png", frames=0)
+    assert _run(bag, tmp_path) == 1
+    assert f"topic '{TOPIC}' in bag '{bag}' has no messages" in _error_line(capsys)
 
 
 def test_several_image_topics_need_topic(tmp_path, scene, capsys):
