@@ -21,11 +21,15 @@ setup(
         "torch>=2.1",
         "tqdm>=4.60",
     ],
-    extras_require={"bag": ["rosbags>=0.11"]},  # rosbag2 input/output of siammask-track
+    extras_require={
+        "bag": ["rosbags>=0.11"],  # rosbag2 input/output of siammask-track
+        "onnx": ["onnxruntime>=1.17", "onnx>=1.15"],  # siammask-export, --backend onnxruntime
+    },
     entry_points={
         "console_scripts": [
             "siammask-track = siammask_ros.cli.track:main",
             "siammask-bench = siammask_ros.cli.bench:main",
+            "siammask-export = siammask_ros.cli.export:main",
         ],
     },
 )

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from siammask_ros.model import SearchOutput, SiamMask
-from siammask_ros.model.heads import RefineInputs
+from siammask_ros.model.backends import Backend
 
 from .config import TrackerConfig
 from .geometry import to_bgr
@@ -165,7 +165,7 @@ class MultiTargetTracker(_SteppedTracker):
             (k,) = publishing
             probs[k] = stepper.refine(searches[k].output, choices[k])  # as SiamMaskTracker, to the bit
         elif publishing:
-            refined = _refine_batch(stepper.model, [(searches[k].output, choices[k]) for k in publishing])
+            refined = _refine_batch(stepper.backend, [(searches[k].output, choices[k]) for k in publishing])
             for k, prob in zip(publishing, refined):
                 probs[k] = prob
         return {target_id: (choice, prob) for target_id, choice, prob in zip(ids, choices, probs)}
@@ -184,15 +184,8 @@ class MultiTargetTracker(_SteppedTracker):
                 return candidate
 
 
-@torch.inference_mode()
-def _refine_batch(model: SiamMask, rows: list[tuple[SearchOutput, _Choice]]) -> list[np.ndarray]:
-    """Refined mask probabilities (127, 127) for each (search row, choice), in one pass.
-
-    ``model.refine_mask`` takes one position for the whole batch; here each row is
-    cropped at its own position and the crops go through the refinement together.
-    """
-    refine = model.refine_head
-    crops = [refine.crop(output.skips, output.mask_corr, choice.row, choice.col) for output, choice in rows]
-    batch = RefineInputs(*(torch.cat(parts) for parts in zip(*crops)))
-    probs = torch.sigmoid(refine.fuse(batch)).float().cpu().numpy()
-    return list(probs)
+def _refine_batch(backend: Backend, rows: list[tuple[SearchOutput, _Choice]]) -> list[np.ndarray]:
+    """Refined mask probabilities (127, 127) for each (search row, choice), in one pass:
+    each row is cropped at its own position and the crops are refined together."""
+    outputs = [output for output, _ in rows]
+    return list(backend.refine(outputs, [(choice.row, choice.col) for _, choice in rows]))

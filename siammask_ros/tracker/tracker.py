@@ -14,7 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from siammask_ros.model import SearchOutput, SiamMask, resolve_device
+from siammask_ros.model import SearchOutput, SiamMask
+from siammask_ros.model.backends import Backend, as_backend
 
 from .config import TrackerConfig
 from .geometry import (
@@ -95,16 +96,14 @@ class _Stepper:
     """
 
     def __init__(
-        self, model: SiamMask, config: TrackerConfig, device: str | torch.device | None, region_limited_mask: bool
+        self,
+        model: SiamMask | Backend,
+        config: TrackerConfig,
+        device: str | torch.device | None,
+        region_limited_mask: bool,
     ) -> None:
-        parameter = next(model.parameters())
-        if device is None:
-            self.device = parameter.device
-        else:
-            self.device = resolve_device(device)
-            model.to(self.device)
-        self.dtype = parameter.dtype
-        self.model = model.eval()
+        self.backend = as_backend(model, device)  # a torch network runs through TorchBackend
+        self.device = self.backend.device
         self.region_limited_mask = region_limited_mask
         self._config = config
         self._grids: dict[int, _Grid] = {}
@@ -127,8 +126,7 @@ class _Stepper:
         pad_color = np.mean(image, axis=(0, 1)).astype(np.uint8)
         s_z = round(context_size(w, h, cfg.context_amount))
         patch = crop_patch(image, (cx, cy), s_z, cfg.exemplar_size, pad_color)
-        with torch.inference_mode():
-            template = self.model.template(self._to_tensor([patch]))
+        template = self.backend.template([patch])
         seq = _Sequence(template, pad_color, (cx, cy), (w, h), (frame_w, frame_h))
         result = TrackResult(
             state=TrackState.TRACKING,
@@ -157,11 +155,10 @@ class _Stepper:
         patch = crop_patch(image, seq.center, crop_side, instance, seq.pad_color)
         return _Plan(instance, window_influence, scale, crop_side, patch)
 
-    @torch.inference_mode()
     def search(self, patches: Sequence[np.ndarray], templates: torch.Tensor, instance_size: int) -> list[_Search]:
-        """One ``model.track`` for same-size crops; ``templates`` holds one row of template
+        """One ``backend.track`` for same-size crops; ``templates`` holds one row of template
         features per crop, in the same order."""
-        output = self.model.track(self._to_tensor(patches), templates)
+        output = self.backend.track(patches, templates)
         cls = output.cls.float().cpu().numpy()
         loc = output.loc.float().cpu().numpy()
         score_size = cls.shape[-1]
@@ -202,11 +199,9 @@ class _Stepper:
         long_term = self._config.long_term
         return choice.pred is not None and not (long_term.enabled and choice.confidence < long_term.confidence_low)
 
-    @torch.inference_mode()
     def refine(self, output: SearchOutput, choice: _Choice) -> np.ndarray:
         """Refined mask probabilities (127, 127) at the chosen position."""
-        logits = self.model.refine_mask(output, choice.row, choice.col)
-        return torch.sigmoid(logits[0]).float().cpu().numpy()
+        return self.backend.refine([output], [(choice.row, choice.col)])[0]
 
     def finish(self, seq: _Sequence, plan: _Plan, choice: _Choice, prob: np.ndarray | None) -> TrackResult:
         """Update ``seq`` and report the frame; ``prob`` is None when the choice does not publish."""
@@ -248,17 +243,6 @@ class _Stepper:
             grid = _Grid(generate_anchors(cfg, score_size), cosine_window(score_size, cfg.anchor_num))
             self._grids[score_size] = grid
         return grid
-
-    def _to_tensor(self, patches: Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 HxWx3 BGR patches -> (B, 3, H, W) float 0..255 on the model's device."""
-        patches = [patch if patch.flags.writeable else patch.copy() for patch in patches]
-        if len(patches) == 1:
-            # The single-target layout, kept to the stride: CPU kernels are chosen by the
-            # strides even of a size-1 batch dimension, and results must stay bit-stable.
-            tensor = torch.from_numpy(patches[0]).to(self.device).permute(2, 0, 1).unsqueeze(0)
-        else:
-            tensor = torch.from_numpy(np.stack(patches)).to(self.device).permute(0, 3, 1, 2)
-        return tensor.to(self.dtype)
 
 
 class _SteppedTracker:

@@ -1,0 +1,321 @@
+"""Where the network runs: torch, or ONNX Runtime on graphs from ``export.export_onnx``.
+
+The tracker talks to a ``Backend`` with three calls on uint8 HxWx3 BGR crops, one row per
+target; everything else (anchors, window, penalties, mask warp) is the tracker's own
+numpy code, so the geometry is the same for every backend::
+
+    templates = backend.template(patches)            # opaque per-row template features
+    output = backend.track(patches, templates)       # SearchOutput, tensors on backend.device
+    probs = backend.refine(rows, positions)          # (B, 127, 127) float32 mask probabilities
+
+where ``rows`` are single-row ``SearchOutput``s (rows of one or several ``track`` calls).
+
+Template features are torch tensors whose first axis is the target, so a tracker can
+``torch.cat`` the rows of several targets. ``make_backend`` builds one by name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .heads import Refine, RefineInputs
+from .siammask import SearchOutput, SiamMask, resolve_device
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "OnnxRuntimeBackend",
+    "TorchBackend",
+    "as_backend",
+    "make_backend",
+    "onnxruntime_providers",
+]
+
+BACKENDS = ("torch", "onnxruntime")
+Position = tuple[int, int]  # (row, col) on the score map
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The three network calls of a tracking step (see the module docstring)."""
+
+    name: str
+    device: torch.device
+
+    def template(self, patches: Sequence[np.ndarray]) -> Tensor:
+        """Template features, one row per (127, 127, 3) uint8 crop."""
+        ...
+
+    def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
+        """Heads for same-size (S, S, 3) uint8 crops, row i against template row i."""
+        ...
+
+    def refine(self, rows: Sequence[SearchOutput], positions: Sequence[Position]) -> np.ndarray:
+        """(B, 127, 127) float32 mask probabilities: single-row output i refined at ``positions[i]``."""
+        ...
+
+
+class TorchBackend:
+    """The torch network as it is (fp32, or whatever dtype its parameters have).
+
+    Args:
+        model: the network (put in eval mode).
+        device: where to run; None keeps the device of its parameters, else moves it there.
+    """
+
+    name = "torch"
+
+    def __init__(self, model: SiamMask, device: str | torch.device | None = None) -> None:
+        parameter = next(model.parameters())
+        if device is None:
+            self.device = parameter.device
+        else:
+            self.device = resolve_device(device)
+            model.to(self.device)
+        self.dtype = parameter.dtype
+        self.model = model.eval()
+
+    @torch.inference_mode()
+    def template(self, patches: Sequence[np.ndarray]) -> Tensor:
+        return self.model.template(self._to_tensor(patches))
+
+    @torch.inference_mode()
+    def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
+        return self.model.track(self._to_tensor(patches), templates)
+
+    @torch.inference_mode()
+    def refine(self, rows: Sequence[SearchOutput], positions: Sequence[Position]) -> np.ndarray:
+        _check_rows(rows, positions)
+        if len(rows) == 1:
+            (row, col), = positions
+            return torch.sigmoid(self.model.refine_mask(rows[0], row, col)).float().cpu().numpy()
+        # One position per row: crop each row at its own, refine the crops together.
+        refine: Refine = self.model.refine_head
+        crops = [refine.crop(out.skips, out.mask_corr, row, col) for out, (row, col) in zip(rows, positions)]
+        batch = RefineInputs(*(torch.cat(parts) for parts in zip(*crops)))
+        return torch.sigmoid(refine.fuse(batch)).float().cpu().numpy()
+
+    def _to_tensor(self, patches: Sequence[np.ndarray]) -> Tensor:
+        """uint8 HxWx3 BGR patches -> (B, 3, H, W) float 0..255 on the model's device."""
+        patches = [patch if patch.flags.writeable else patch.copy() for patch in patches]
+        if len(patches) == 1:
+            # The single-target layout, kept to the stride: CPU kernels are chosen by the
+            # strides even of a size-1 batch dimension, and results must stay bit-stable.
+            tensor = torch.from_numpy(patches[0]).to(self.device).permute(2, 0, 1).unsqueeze(0)
+        else:
+            tensor = torch.from_numpy(np.stack(patches)).to(self.device).permute(0, 3, 1, 2)
+        return tensor.to(self.dtype)
+
+
+def onnxruntime_providers(device: str = "auto") -> list[str]:
+    """Execution providers to ask for, best first, among those this onnxruntime has:
+    TensorRT, CUDA, CPU for ``"auto"`` and ``"cuda"``/``"cuda:N"``; CPU for ``"cpu"``.
+
+    Raises:
+        ValueError: ``device`` names CUDA and neither GPU provider is present, or is unknown.
+    """
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
+    kind = str(device).split(":")[0]
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
+    if kind == "cuda" and not gpu:
+        raise ValueError(
+            f"device {device!r} needs onnxruntime's CUDA or TensorRT provider; this onnxruntime has "
+            f"{sorted(available)} (install onnxruntime-gpu)"
+        )
+    if kind not in ("auto", "cuda"):
+        raise ValueError(f"unknown device {device!r} for onnxruntime: use auto, cpu, cuda or cuda:N")
+    return [*gpu, "CPUExecutionProvider"]
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime sessions on the graphs of an export directory.
+
+    Search graphs are per search size; a size that was not exported is exported on first
+    use when the backend was built from a torch network (``from_model``), else refused.
+
+    Args:
+        directory: an ``export_onnx`` output directory.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (see ``onnxruntime_providers``).
+        threads: intra-op threads of the CPU provider; None: onnxruntime's choice.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, directory: str | os.PathLike[str], device: str = "auto", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from .export import graph_file
+
+        self.directory = Path(directory)
+        if not graph_file(self.directory, "template").is_file():
+            raise FileNotFoundError(f"{self.directory} holds no exported SiamMask graphs (template.onnx missing)")
+        self.providers = onnxruntime_providers(device)
+        self.device = torch.device("cpu")  # outputs come back as host arrays
+        self._ort = ort
+        self._threads = threads
+        self._source: SiamMask | None = None
+        self._arch = ""
+        self._sessions: dict[str, object] = {}
+        self._windows = Refine.windows
+
+    @classmethod
+    def from_model(
+        cls,
+        model: SiamMask,
+        arch: str,
+        search_sizes: Sequence[int] = (255,),
+        device: str = "auto",
+        threads: int | None = None,
+        directory: str | os.PathLike[str] | None = None,
+    ) -> OnnxRuntimeBackend:
+        """Export ``model`` (into ``directory``, or a temporary one) and load the graphs."""
+        from .export import export_onnx
+
+        target = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="siammask_onnx_"))
+        export_onnx(model, target, arch, search_sizes)
+        backend = cls(target, device=device, threads=threads)
+        backend._source, backend._arch = model, arch
+        return backend
+
+    @property
+    def active_providers(self) -> list[str]:
+        """The providers the template session actually got (a missing library drops one)."""
+        return list(self._session("template").get_providers())
+
+    def warm_up(self, search_sizes: Sequence[int], batch: int = 1) -> None:
+        """Run every graph once at each search size (sessions plan their kernels on first use)."""
+        z = [np.zeros((127, 127, 3), np.uint8)] * batch
+        templates = self.template(z)
+        for size in search_sizes:
+            out = self.track([np.zeros((size, size, 3), np.uint8)] * batch, templates)
+            self.refine([_row(out, i) for i in range(batch)], [(0, 0)] * batch)
+
+    def template(self, patches: Sequence[np.ndarray]) -> Tensor:
+        (features,) = self._session("template").run(None, {"patches": np.stack(patches)})
+        return torch.from_numpy(features)
+
+    def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
+        batch = np.stack(patches)
+        feed = {"patches": batch, "template": templates.numpy()}
+        cls, loc, corr, p0, p1, p2 = self._search_session(batch.shape[1]).run(None, feed)
+        as_tensor = torch.from_numpy
+        return SearchOutput(as_tensor(cls), as_tensor(loc), as_tensor(corr), (as_tensor(p0), as_tensor(p1), as_tensor(p2)))
+
+    def refine(self, rows: Sequence[SearchOutput], positions: Sequence[Position]) -> np.ndarray:
+        _check_rows(rows, positions)
+        crops = [
+            crop_refine_inputs([s.numpy() for s in out.skips], out.mask_corr.numpy(), 0, row, col, self._windows)
+            for out, (row, col) in zip(rows, positions)
+        ]
+        feed = {name: np.concatenate(parts) for name, parts in zip(("p0", "p1", "p2", "p3"), zip(*crops))}
+        (prob,) = self._session("refine").run(None, feed)
+        return prob
+
+    def _search_session(self, size: int) -> object:
+        from .export import export_onnx, graph_file
+
+        name = f"search_{size}"
+        if name not in self._sessions and not graph_file(self.directory, "search", size).is_file():
+            if self._source is None:
+                raise ValueError(f"no search graph for a {size} crop in {self.directory}: export it with "
+                                 f"siammask-export --search-sizes ... {size}")  # fmt: skip
+            export_onnx(self._source, self.directory, self._arch, [size])
+        return self._session(name)
+
+    def _session(self, name: str) -> object:
+        session = self._sessions.get(name)
+        if session is None:
+            options = self._ort.SessionOptions()
+            options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if self._threads is not None:
+                options.intra_op_num_threads = self._threads
+            session = self._ort.InferenceSession(str(self.directory / f"{name}.onnx"), options, providers=self.providers)
+            self._sessions[name] = session
+        return session
+
+
+def _check_rows(rows: Sequence[SearchOutput], positions: Sequence[Position]) -> None:
+    if len(rows) != len(positions) or not rows:
+        raise ValueError(f"refine needs one position per search row, got {len(rows)} rows and {len(positions)} positions")
+    for out in rows:
+        if out.cls.shape[0] != 1:
+            raise ValueError(f"refine takes single-row search outputs, got a batch of {out.cls.shape[0]}")
+
+
+def _row(output: SearchOutput, i: int) -> SearchOutput:
+    rows = slice(i, i + 1)
+    return SearchOutput(output.cls[rows], output.loc[rows], output.mask_corr[rows], tuple(s[rows] for s in output.skips))
+
+
+def crop_refine_inputs(
+    skips: Sequence[np.ndarray], corr: np.ndarray, index: int, row: int, col: int,
+    windows: Sequence[tuple[int, int, int]] = Refine.windows,
+) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """``Refine.crop`` for row ``index`` of host arrays: the conv1, layer1 and layer2
+    windows around score-map position (``row``, ``col``) (zero outside the map) and the
+    correlation vector there, each with a batch axis of one."""
+    rows, cols = corr.shape[-2:]
+    if not (0 <= row < rows and 0 <= col < cols):
+        raise ValueError(f"position (row={row}, col={col}) is outside the {rows}x{cols} score map")
+    crops = []
+    for feature, (pad, stride, side) in zip(skips, windows):
+        top, left = stride * row - pad, stride * col - pad  # window corner in unpadded pixels
+        window = np.zeros((1, feature.shape[1], side, side), dtype=feature.dtype)
+        height, width = feature.shape[-2:]
+        y0, x0 = max(top, 0), max(left, 0)
+        y1, x1 = min(top + side, height), min(left + side, width)
+        if y1 > y0 and x1 > x0:
+            window[0, :, y0 - top : y1 - top, x0 - left : x1 - left] = feature[index, :, y0:y1, x0:x1]
+        crops.append(window)
+    return (*crops, np.ascontiguousarray(corr[index : index + 1, :, row : row + 1, col : col + 1]))
+
+
+def as_backend(model: SiamMask | Backend, device: str | torch.device | None = None) -> Backend:
+    """A backend as it is, or a torch network wrapped in ``TorchBackend``.
+
+    Raises:
+        ValueError: a backend given together with a device it does not run on.
+        TypeError: neither a SiamMask nor a backend.
+    """
+    if isinstance(model, torch.nn.Module):
+        return TorchBackend(model, device)
+    if isinstance(model, Backend):
+        if device is not None and resolve_device(device).type != model.device.type:
+            raise ValueError(f"the {model.name} backend returns results on {model.device}, not on {device}")
+        return model
+    raise TypeError(f"expected a SiamMask network or a backend, got {type(model).__name__}")
+
+
+def make_backend(
+    name: str,
+    model: SiamMask,
+    arch: str,
+    search_sizes: Sequence[int] = (255,),
+    device: str = "auto",
+    threads: int | None = None,
+) -> Backend:
+    """The backend called ``name`` (``BACKENDS``) around ``model``; onnxruntime exports it
+    to a temporary directory first and warms every search size up.
+
+    Raises:
+        ValueError: unknown name or device.
+    """
+    if name == "torch":
+        return TorchBackend(model, None if device == "auto" else device)
+    if name == "onnxruntime":
+        backend = OnnxRuntimeBackend.from_model(model, arch, search_sizes, device=device, threads=threads)
+        backend.warm_up(search_sizes)
+        return backend
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,336 @@
+"""Export a SiamMask to ONNX graphs for ONNX Runtime (and TensorRT through it).
+
+Four graphs per network, each with a dynamic batch axis (one row per target):
+
+    template.onnx      patches (B, 127, 127, 3) uint8 BGR -> template (B, 256, 7, 7)
+    search_<S>.onnx    patches (B, S, S, 3) uint8, template -> cls, loc, mask_corr, p0, p1, p2
+    refine.onnx        p0, p1, p2, p3 windows at one position per row -> prob (B, 127, 127)
+
+one search graph per search size (255 and the lost-mode size): a fixed spatial size lets
+the runtime plan every convolution. The graphs take the tracker's uint8 HxWx3 crops as
+they are (the cast to float and the move to NCHW are inside), and the refine graph ends
+in the sigmoid, so a backend does no per-step tensor work on the host.
+
+The depthwise correlation of the heads is written as one convolution with ``groups = C``
+and a channel multiplier of B (every search row against every template row), of which
+the diagonal is kept: a grouped convolution whose group count would depend on the batch
+cannot be expressed in ONNX, and this form is exact. It costs B times the correlation
+(small next to the backbone for the usual few targets; see docs/DEPLOYMENT.md).
+
+Every file carries metadata (``onnxruntime.InferenceSession.get_modelmeta()``):
+architecture, graph kind, exemplar and search size, preset, opset, exporter.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .heads import DepthwiseCorrelation, Refine
+from .inference import optimize_for_inference
+from .siammask import SiamMask
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "ExportCheck",
+    "ExportError",
+    "check_export",
+    "export_onnx",
+    "graph_file",
+    "read_metadata",
+]
+
+EXPORT_FORMAT = "siammask_ros-onnx-1"
+EXEMPLAR_SIZE = 127
+TEMPLATE_OUTPUTS = ("template",)
+SEARCH_INPUTS = ("patches", "template")
+SEARCH_OUTPUTS = ("cls", "loc", "mask_corr", "p0", "p1", "p2")
+REFINE_INPUTS = ("p0", "p1", "p2", "p3")
+
+
+class ExportError(RuntimeError):
+    """The network could not be exported, or an exported graph disagrees with torch."""
+
+
+def graph_file(directory: str | os.PathLike[str], kind: str, search_size: int | None = None) -> Path:
+    """Path of one graph in an export directory: ``template``, ``search`` (needs the size), ``refine``."""
+    if kind == "search":
+        if search_size is None:
+            raise ValueError("a search graph needs its search size")
+        return Path(directory) / f"search_{int(search_size)}.onnx"
+    if kind not in ("template", "refine"):
+        raise ValueError(f"unknown graph kind {kind!r}: use template, search or refine")
+    return Path(directory) / f"{kind}.onnx"
+
+
+class _GroupedConv(torch.autograd.Function):
+    """A grouped convolution whose weight is computed in the graph: the TorchScript
+    exporter refuses a weight with a symbolic dimension, ONNX's Conv does not."""
+
+    @staticmethod
+    def forward(ctx, search: Tensor, weight: Tensor, groups: int) -> Tensor:  # noqa: ARG004
+        return nn.functional.conv2d(search, weight, groups=groups)
+
+    @staticmethod
+    def symbolic(g, search, weight, groups: int):  # noqa: ANN001, ANN205 (exporter types)
+        out = g.op("Conv", search, weight, group_i=groups)
+        out.setType(search.type().with_sizes([None, None, None, None]))  # batch-dependent
+        return out
+
+
+def _diagonal_xcorr(search: Tensor, kernel: Tensor) -> Tensor:
+    """Depthwise correlation, row b of ``search`` with row b of ``kernel``, in a form with
+    a batch-independent group count (see the module docstring)."""
+    # Static channel and kernel sizes (python ints) keep the convolution's weight shape
+    # known to the exporter; only the batch stays symbolic.
+    channels, side = int(kernel.shape[1]), int(kernel.shape[2])
+    batch = kernel.shape[0]
+    weight = kernel.transpose(0, 1).reshape(-1, 1, side, side)  # (C*B, 1, k, k)
+    every = _GroupedConv.apply(search, weight, channels)  # (B, C*B, H', W')
+    height, width = int(every.shape[-2]), int(every.shape[-1])
+    every = every.reshape(batch, channels, batch, height * width).transpose(1, 2)  # (B, B, C, H'W')
+    diagonal = torch.arange(batch, device=search.device) * (batch + 1)
+    rows = every.reshape(-1, channels, height * width).index_select(0, diagonal)
+    return rows.reshape(-1, channels, height, width)
+
+
+def _to_nchw(patches: Tensor) -> Tensor:
+    return patches.permute(0, 3, 1, 2).float()
+
+
+class _TemplateGraph(nn.Module):
+    def __init__(self, model: SiamMask) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, patches: Tensor) -> Tensor:
+        return self.model.template(_to_nchw(patches))
+
+
+class _SearchGraph(nn.Module):
+    """``SiamMask.track`` with the three heads' search convolutions run as one."""
+
+    def __init__(self, model: SiamMask) -> None:
+        super().__init__()
+        self.model = model
+        self.heads: list[DepthwiseCorrelation] = [model.rpn_head["cls"], model.rpn_head["loc"], model.mask_head]
+        self.fused_search = _fuse_parallel_convs([head.conv_search for head in self.heads])
+
+    def _search_features(self, search: Tensor) -> list[Tensor]:
+        if self.fused_search is None:
+            return [head.conv_search(search) for head in self.heads]
+        fused = torch.relu(self.fused_search(search))
+        width = self.fused_search.out_channels // len(self.heads)  # python ints: static slices
+        return [fused[:, k * width : (k + 1) * width] for k in range(len(self.heads))]
+
+    def forward(self, patches: Tensor, template: Tensor) -> tuple[Tensor, ...]:
+        p0, p1, p2, deep = self.model.backbone(_to_nchw(patches))
+        searched = self._search_features(self.model.neck(deep))
+        cls_head, loc_head, mask_head = self.heads
+        corr = [_diagonal_xcorr(s, head.conv_kernel(template)) for s, head in zip(searched, self.heads)]
+        return cls_head.head(corr[0]), loc_head.head(corr[1]), corr[2], p0, p1, p2
+
+
+class _RefineGraph(nn.Module):
+    def __init__(self, refine: Refine) -> None:
+        super().__init__()
+        self.refine = refine
+
+    def forward(self, p0: Tensor, p1: Tensor, p2: Tensor, p3: Tensor) -> Tensor:
+        from .heads import RefineInputs
+
+        return torch.sigmoid(self.refine.fuse(RefineInputs(p0, p1, p2, p3)))
+
+
+def _fuse_parallel_convs(branches: Sequence[nn.Module]) -> nn.Conv2d | None:
+    """One convolution computing every branch's (conv, identity, relu) at once, outputs
+    concatenated; None when the branches are not all of that folded form."""
+    convs = []
+    for branch in branches:
+        layers = list(branch.children()) if isinstance(branch, nn.Sequential) else []
+        if len(layers) != 3 or type(layers[0]) is not nn.Conv2d or type(layers[1]) is not nn.Identity:
+            return None
+        if type(layers[2]) is not nn.ReLU:
+            return None
+        convs.append(layers[0])
+    first = convs[0]
+    same = ("in_channels", "kernel_size", "stride", "padding", "dilation", "groups")
+    if any(getattr(c, a) != getattr(first, a) for c in convs for a in same) or first.groups != 1:
+        return None
+    fused = nn.Conv2d(
+        first.in_channels, sum(c.out_channels for c in convs), first.kernel_size,
+        stride=first.stride, padding=first.padding, dilation=first.dilation, bias=True,
+    )  # fmt: skip
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([c.weight for c in convs]))
+        fused.bias.copy_(torch.cat([c.bias if c.bias is not None else torch.zeros(c.out_channels) for c in convs]))
+    return fused.eval()
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """Largest deviation of one graph's outputs from torch on the same inputs."""
+
+    graph: str
+    max_abs_error: float
+    max_rel_error: float  # max |onnx - torch| / max |torch|, over outputs
+
+
+def _metadata(arch: str, kind: str, search_size: int | None, preset: str, opset: int) -> dict[str, str]:
+    meta = {
+        "format": EXPORT_FORMAT,
+        "arch": arch,
+        "graph": kind,
+        "exemplar_size": str(EXEMPLAR_SIZE),
+        "preset": preset,
+        "opset": str(opset),
+        "exporter": f"torch {torch.__version__} (torch.onnx.export, dynamo=False)",
+    }
+    if search_size is not None:
+        meta["search_size"] = str(search_size)
+    return meta
+
+
+def _write(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: Sequence[str],
+           outputs: Sequence[str], metadata: dict[str, str], opset: int) -> None:  # fmt: skip
+    import onnx
+
+    dynamic = {name: {0: "batch"} for name in (*inputs, *outputs)}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # Shapes read as python ints are meant to be constants of the graph.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter's notice
+            torch.onnx.export(
+                module, args, str(path), input_names=list(inputs), output_names=list(outputs),
+                dynamic_axes=dynamic, opset_version=opset, dynamo=False,
+            )  # fmt: skip
+    except Exception as exc:  # the exporter raises many types; all mean the same to a user
+        raise ExportError(f"exporting {path.name} failed: {type(exc).__name__}: {exc}") from exc
+    graph = onnx.load(str(path))
+    onnx.helper.set_model_props(graph, metadata)
+    onnx.save(graph, str(path))
+
+
+def _example_inputs(model: SiamMask, search_size: int, batch: int = 2) -> dict[str, tuple[Tensor, ...]]:
+    generator = torch.Generator().manual_seed(search_size)
+    z = torch.randint(0, 256, (batch, EXEMPLAR_SIZE, EXEMPLAR_SIZE, 3), dtype=torch.uint8, generator=generator)
+    x = torch.randint(0, 256, (batch, search_size, search_size, 3), dtype=torch.uint8, generator=generator)
+    with torch.no_grad():
+        template = model.template(_to_nchw(z))
+        out = model.track(_to_nchw(x), template)
+        row = col = out.cls.shape[-1] // 2
+        windows = model.refine_head.crop(out.skips, out.mask_corr, row, col)
+    return {"template": (z,), "search": (x, template), "refine": tuple(windows)}
+
+
+def export_onnx(
+    model: SiamMask,
+    directory: str | os.PathLike[str],
+    arch: str,
+    search_sizes: Sequence[int] = (255, 831),
+    preset: str = "vot",
+    opset: int = 17,
+) -> list[Path]:
+    """Write ``template.onnx``, ``search_<S>.onnx`` for each size and ``refine.onnx`` into
+    ``directory`` (created), plus ``export.json`` listing them; returns the graph paths.
+
+    ``model`` is not changed: a copy is exported with batch norm folded (fp32, CPU).
+
+    Raises:
+        ValueError: no or invalid search sizes.
+        ExportError: the exporter failed.
+    """
+    sizes = sorted({int(s) for s in search_sizes})
+    if not sizes or min(sizes) < EXEMPLAR_SIZE:
+        raise ValueError(f"search sizes must be >= {EXEMPLAR_SIZE}, got {list(search_sizes)}")
+    net = copy.deepcopy(model).float().cpu().eval()
+    if any(isinstance(m, nn.BatchNorm2d) for m in net.modules()):
+        optimize_for_inference(net, channels_last=False)
+    out_dir = Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for size in sizes:
+        examples = _example_inputs(net, size)
+        if not paths:
+            path = graph_file(out_dir, "template")
+            _write(_TemplateGraph(net), examples["template"], path, ("patches",), TEMPLATE_OUTPUTS,
+                   _metadata(arch, "template", None, preset, opset), opset)  # fmt: skip
+            paths.append(path)
+            path = graph_file(out_dir, "refine")
+            _write(_RefineGraph(net.refine_head), examples["refine"], path, REFINE_INPUTS, ("prob",),
+                   _metadata(arch, "refine", None, preset, opset), opset)  # fmt: skip
+            paths.append(path)
+        path = graph_file(out_dir, "search", size)
+        _write(_SearchGraph(net), examples["search"], path, SEARCH_INPUTS, SEARCH_OUTPUTS,
+               _metadata(arch, "search", size, preset, opset), opset)  # fmt: skip
+        paths.append(path)
+    manifest = {"format": EXPORT_FORMAT, "arch": arch, "preset": preset, "search_sizes": sizes,
+                "graphs": [p.name for p in paths]}  # fmt: skip
+    (out_dir / "export.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return paths
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata ``export_onnx`` stored in one graph file."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False)
+    return {prop.key: prop.value for prop in graph.metadata_props}
+
+
+def check_export(model: SiamMask, directory: str | os.PathLike[str], batch: int = 3) -> list[ExportCheck]:
+    """Run every graph in ``directory`` with onnxruntime (CPU) and the torch network on
+    the same random inputs (``batch`` rows); the largest errors per graph."""
+    import onnxruntime as ort
+
+    net = copy.deepcopy(model).float().cpu().eval()
+    manifest = json.loads((Path(directory) / "export.json").read_text())
+    checks = []
+    for size in manifest["search_sizes"]:
+        examples = _example_inputs(net, size, batch)
+        z, = examples["template"]
+        x, template = examples["search"]
+        with torch.no_grad():
+            out = net.track(_to_nchw(x), template)
+            expected = {
+                "template": [template],
+                f"search_{size}": [out.cls, out.loc, out.mask_corr, *out.skips],
+                "refine": [torch.sigmoid(net.refine_head.fuse(net.refine_head.crop(out.skips, out.mask_corr, 3, 4)))],
+            }
+            refine_inputs = net.refine_head.crop(out.skips, out.mask_corr, 3, 4)
+        feeds = {
+            "template": {"patches": z.numpy()},
+            f"search_{size}": {"patches": x.numpy(), "template": template.numpy()},
+            "refine": dict(zip(REFINE_INPUTS, (t.numpy() for t in refine_inputs))),
+        }
+        for name, feed in feeds.items():
+            if name in {c.graph for c in checks}:
+                continue
+            session = ort.InferenceSession(str(Path(directory) / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+            got = session.run(None, feed)
+            checks.append(_compare(name, got, expected[name]))
+    return checks
+
+
+def _compare(name: str, got: Sequence[np.ndarray], expected: Sequence[Tensor]) -> ExportCheck:
+    if len(got) != len(expected):
+        raise ExportError(f"{name}: onnxruntime returned {len(got)} outputs, torch {len(expected)}")
+    abs_err = rel_err = 0.0
+    for value, reference in zip(got, expected):
+        ref = reference.numpy()
+        if value.shape != ref.shape:
+            raise ExportError(f"{name}: output shape {value.shape} from onnxruntime, {ref.shape} from torch")
+        err = float(np.abs(value - ref).max())
+        abs_err = max(abs_err, err)
+        rel_err = max(rel_err, err / max(float(np.abs(ref).max()), 1e-12))
+    return ExportCheck(name, abs_err, rel_err)
