@@ -44,8 +44,9 @@ from siammask_ros.io.raw_image import ImageConversionError, image_to_array
 
 __all__ = [
     "BAG_STORAGES",
-    "IMAGE_TYPE",
     "COMPRESSED_IMAGE_TYPE",
+    "DEFAULT_PREFIX",
+    "IMAGE_TYPE",
     "BagError",
     "BagFrame",
     "BagImageSource",
@@ -54,6 +55,7 @@ __all__ = [
     "image_topics",
     "is_bag",
     "output_typestore",
+    "package_msg_dir",
 ]
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -151,7 +153,9 @@ class BagImageSource:
         if not self.frame_count:
             raise BagError(f"topic {self.topic!r} in bag {str(self.path)!r} has no messages")
         # Rate over the whole recording: good enough for the annotated video's timing.
-        self.fps: float | None = (self.frame_count - 1) / duration_s if self.frame_count > 1 and duration_s > 0 else None
+        self.fps: float | None = None
+        if self.frame_count > 1 and duration_s > 0:
+            self.fps = (self.frame_count - 1) / duration_s
         self.storage = bag_storage(self.path)
 
     def __iter__(self) -> Iterator[BagFrame]:
@@ -241,8 +245,10 @@ def package_msg_dir() -> Path:
     Looked up in the ament install prefixes (``share/siammask_ros/msg``, a colcon or
     ``make setup`` install), then in the source checkout next to the Python package.
     """
-    candidates = [Path(p) / "share" / "siammask_ros" / "msg" for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    candidates += [Path(sys.prefix) / "share" / "siammask_ros" / "msg", Path(__file__).resolve().parents[2] / "msg"]
+    prefixes = [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    prefixes.append(Path(sys.prefix))
+    candidates = [prefix / "share" / "siammask_ros" / "msg" for prefix in prefixes]
+    candidates.append(Path(__file__).resolve().parents[2] / "msg")
     for candidate in candidates:
         if (candidate / "TrackingResult.msg").is_file() and (candidate / "TrackedTarget.msg").is_file():
             return candidate
