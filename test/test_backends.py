@@ -1,0 +1,127 @@
+"""Backends: ONNX Runtime tracks like the fp32 torch reference (the accuracy guard)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from siammask_ros.eval.guard import (  # noqa: E402
+    GUARD_BOX_IOU,
+    GUARD_MASK_IOU,
+    compare_on_clip,
+    compare_results,
+    demo_clip,
+    synthetic_clips,
+)
+from siammask_ros.model import build_siammask, default_weights_path  # noqa: E402
+from siammask_ros.model.backends import (  # noqa: E402
+    OnnxRuntimeBackend,
+    TorchBackend,
+    as_backend,
+    crop_refine_inputs,
+    make_backend,
+    onnxruntime_providers,
+)
+from siammask_ros.tracker import SiamMaskTracker, TrackerConfig  # noqa: E402
+from siammask_ros.tracker.config import LongTermConfig  # noqa: E402
+from siammask_ros.tracker.multi import MultiTargetTracker  # noqa: E402
+
+LOST_SIZE = 383  # small lost-mode search: quick, and not exported up front (exported on first use)
+
+
+@pytest.fixture(scope="module")
+def reference() -> torch.nn.Module:
+    return build_siammask(weights=default_weights_path())  # fp32, as loaded: the reference path
+
+
+@pytest.fixture(scope="module")
+def onnx_backend(tmp_path_factory: pytest.TempPathFactory) -> OnnxRuntimeBackend:
+    model = build_siammask(weights=default_weights_path(), optimize=True)
+    directory = tmp_path_factory.mktemp("onnx")
+    return OnnxRuntimeBackend.from_model(model, "siammask_mnv2", (255,), device="cpu", directory=directory)
+
+
+def test_guard_holds_on_the_demo_clip(reference: torch.nn.Module, onnx_backend: OnnxRuntimeBackend) -> None:
+    clip = demo_clip(max_frames=30)
+    result = compare_on_clip(
+        lambda config: SiamMaskTracker(reference, config), lambda config: SiamMaskTracker(onnx_backend, config), clip
+    )
+    assert result.frames == 29
+    assert result.box_iou >= GUARD_BOX_IOU and result.mask_iou >= GUARD_MASK_IOU, result
+    assert result.holds
+
+
+def test_guard_holds_in_lost_mode(reference: torch.nn.Module, onnx_backend: OnnxRuntimeBackend) -> None:
+    """Every frame searched at the lost-mode size (a graph exported when first needed)."""
+    clip = demo_clip(max_frames=8)
+    config = clip.config.with_changes(long_term=LongTermConfig(enabled=True, search_size=LOST_SIZE))
+
+    def run(model: object) -> list:
+        tracker = SiamMaskTracker(model, config)
+        tracker.initialize(clip.frames[0], clip.box)
+        results = []
+        for frame in clip.frames[1:]:
+            tracker.mark_lost()
+            results.append(tracker.track(frame))
+        return results
+
+    torch_run, onnx_run = run(reference), run(onnx_backend)
+    assert all(r.search_size == LOST_SIZE for r in onnx_run)
+    result = compare_results("demo-lost", torch_run, onnx_run)
+    assert result.holds, result
+
+
+def test_guard_holds_on_synthetic_sequences(reference: torch.nn.Module, onnx_backend: OnnxRuntimeBackend) -> None:
+    clips = synthetic_clips(count=2, frames=25)
+    if not clips:
+        pytest.skip("the held-out footage of the synthetic sequences (opencv-doc) is not installed")
+    for clip in clips:
+        result = compare_on_clip(
+            lambda c: SiamMaskTracker(reference, c), lambda c: SiamMaskTracker(onnx_backend, c), clip
+        )
+        assert result.holds, result
+
+
+def test_multi_target_onnx_matches_torch(reference: torch.nn.Module, onnx_backend: OnnxRuntimeBackend) -> None:
+    clip = demo_clip(max_frames=6)
+    x, y, w, h = clip.box
+    boxes = {"a": clip.box, "b": (x + 120, y + 20, w, h), "c": (x - 150, y - 60, 40, 40)}
+    runs = []
+    for model in (reference, onnx_backend):
+        tracker = MultiTargetTracker(model, TrackerConfig())
+        for target_id, box in boxes.items():
+            tracker.add_target(clip.frames[0], box, target_id=target_id)
+        runs.append([tracker.track(frame) for frame in clip.frames[1:]])
+    for target_id in boxes:
+        result = compare_results(target_id, [r[target_id] for r in runs[0]], [r[target_id] for r in runs[1]])
+        assert result.holds, result
+
+
+def test_host_crop_matches_the_torch_refine_crop(reference: torch.nn.Module) -> None:
+    rng = np.random.default_rng(1)
+    skips = [rng.standard_normal((2, c, s, s)).astype(np.float32) for c, s in ((4, 125), (5, 63), (6, 31))]
+    corr = rng.standard_normal((2, 3, 25, 25)).astype(np.float32)
+    refine = reference.refine_head
+    for row, col in ((0, 0), (12, 3), (24, 24)):
+        want = refine.crop([torch.from_numpy(s[1:2]) for s in skips], torch.from_numpy(corr[1:2]), row, col)
+        got = crop_refine_inputs(skips, corr, 1, row, col)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w.numpy())
+    with pytest.raises(ValueError, match="outside the 25x25 score map"):
+        crop_refine_inputs(skips, corr, 0, 25, 0)
+
+
+def test_backend_choice_and_errors(reference: torch.nn.Module, onnx_backend: OnnxRuntimeBackend) -> None:
+    assert isinstance(as_backend(reference), TorchBackend)
+    assert as_backend(onnx_backend) is onnx_backend
+    assert onnxruntime_providers("cpu") == ["CPUExecutionProvider"]
+    assert onnxruntime_providers("auto")[-1] == "CPUExecutionProvider"
+    with pytest.raises(TypeError, match="SiamMask network or a backend"):
+        as_backend("model.pth")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown backend 'tensorflow'"):
+        make_backend("tensorflow", reference, "siammask_mnv2")
+    with pytest.raises(FileNotFoundError, match="no exported SiamMask graphs"):
+        OnnxRuntimeBackend(default_weights_path().parent)

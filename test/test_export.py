@@ -1,0 +1,78 @@
+"""siammask-export: graphs, metadata, agreement with torch, dynamic batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+import onnxruntime as ort  # noqa: E402
+
+from siammask_ros.cli.export import main as export_main  # noqa: E402
+from siammask_ros.model import build_siammask, default_weights_path  # noqa: E402
+from siammask_ros.model.export import check_export, export_onnx, graph_file, read_metadata  # noqa: E402
+
+LOST_SIZE = 383  # a small lost-mode size keeps the test quick; 831 is the default
+
+
+@pytest.fixture(scope="module")
+def bundled() -> torch.nn.Module:
+    return build_siammask(weights=default_weights_path(), optimize=True)
+
+
+@pytest.fixture(scope="module")
+def exported(bundled: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("onnx")
+    export_onnx(bundled, directory, "siammask_mnv2", (255, LOST_SIZE), preset="vot")
+    return directory
+
+
+def test_export_writes_every_graph_with_metadata(exported: Path) -> None:
+    manifest = json.loads((exported / "export.json").read_text())
+    assert manifest["arch"] == "siammask_mnv2" and manifest["search_sizes"] == [255, LOST_SIZE]
+    for size in (255, LOST_SIZE):
+        meta = read_metadata(graph_file(exported, "search", size))
+        assert meta["arch"] == "siammask_mnv2" and meta["graph"] == "search"
+        assert meta["search_size"] == str(size) and meta["preset"] == "vot" and meta["exemplar_size"] == "127"
+    session = ort.InferenceSession(str(graph_file(exported, "refine")), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["graph"] == "refine"
+
+
+def test_onnxruntime_agrees_with_torch(bundled: torch.nn.Module, exported: Path) -> None:
+    checks = {c.graph: c for c in check_export(bundled, exported, batch=2)}
+    assert set(checks) == {"template", "refine", "search_255", f"search_{LOST_SIZE}"}
+    for check in checks.values():
+        assert check.max_rel_error < 1e-4, check
+
+
+def test_search_graph_batch_rows_are_independent(bundled: torch.nn.Module, exported: Path) -> None:
+    """One call with three targets gives each row what a call with that target alone gives."""
+    session = ort.InferenceSession(str(graph_file(exported, "search", 255)), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
+    templates = rng.standard_normal((3, 128, 7, 7)).astype(np.float32)
+    batched = session.run(None, {"patches": patches, "template": templates})
+    for i in (0, 2):
+        alone = session.run(None, {"patches": patches[i : i + 1], "template": templates[i : i + 1]})
+        for got, want in zip(batched, alone):
+            np.testing.assert_allclose(got[i : i + 1], want, rtol=1e-4, atol=1e-3)
+    with torch.no_grad():
+        x = torch.from_numpy(patches).permute(0, 3, 1, 2).float()
+        cls = bundled.track(x, torch.from_numpy(templates)).cls.numpy()
+    np.testing.assert_allclose(batched[0], cls, rtol=1e-4, atol=1e-3)
+
+
+def test_cli_exports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert export_main(["--output-dir", str(tmp_path), "--search-sizes", "255"]) == 0
+    out = capsys.readouterr().out
+    assert "largest relative error" in out and "search_255" in out
+    assert graph_file(tmp_path, "search", 255).is_file() and not graph_file(tmp_path, "search", 831).exists()
+
+
+def test_cli_rejects_a_too_small_search_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert export_main(["--output-dir", str(tmp_path), "--search-sizes", "100"]) == 2
+    assert "search sizes must be >= 127" in capsys.readouterr().err
