@@ -1,266 +1,51 @@
-"""The siammask_tracker node over the real middleware.
+"""The siammask_tracker node over the real middleware, with the bundled model on the CPU.
 
-The node runs in its own process (``python -m siammask_ros.ros.node``) with a checkpoint
-of a randomly initialised network; this test process is the other participant, with its
-own rclpy context. Nothing waits by sleeping: every wait spins the test node until a
-condition holds or a deadline passes. The network rule's variables come from conftest.
-
-Tracking-quality tests need the trained default model and are skipped without it.
+The node runs in its own process (``python -m siammask_ros.ros.node``); this test process is
+the other participant, with its own rclpy context (node_harness). Scenes are synthetic with
+exact ground truth: one striped object (synthetic_camera.Scene), two objects at known
+distances with registered depth (multi_scene.TwoObjectScene), and a rotating object
+(synthetic_camera.RotatingScene).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
+import math
 import time
-from collections.abc import Callable
-from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
-import rclpy
-import torch
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rcl_interfaces.srv import ListParameters
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
-from std_srvs.srv import Trigger
-from vision_msgs.msg import Detection2D
+from vision_msgs.msg import Detection2DArray
 
+from node_harness import FRAME_ID, FRAME_S, NODE_START_S, NodeProcess, Participant, TrackerClient, detection
+from multi_scene import TwoObjectScene
 from siammask_ros.eval.metrics import mask_iou
-from siammask_ros.model import build_siammask, default_weights_path, save_checkpoint
-from siammask_ros.msg import TrackingStatus
+from siammask_ros.model import default_weights_path
+from siammask_ros.msg import TrackedTarget
 from siammask_ros.ros.conversions import array_to_image, image_to_array, stamp_key
 from siammask_ros.ros.params import PARAMETER_NAMES
-from siammask_ros.srv import SelectTarget
-from synthetic_camera import Scene
+from synthetic_camera import RotatingScene, Scene
 
-ROOT = Path(__file__).resolve().parents[1]
-WIDTH, HEIGHT = 160, 120
-FRAME_ID = "test_camera"
-NODE_START_S = 60.0  # imports torch and loads 86 MB of weights on a shared 2-core machine
-FRAME_S = 30.0  # one ResNet-50 inference on a loaded CPU, with a wide margin
+pytestmark = pytest.mark.skipif(default_weights_path() is None, reason="the node tests use the bundled default model")
 
-needs_default_model = pytest.mark.skipif(
-    default_weights_path() is None,
-    reason="tracking quality needs the trained default model, and no default model is bundled yet",
-)
+WIDTH, HEIGHT = 320, 240
 
 
-# -------------------------------------------------------------------------------------
-# The node process
-# -------------------------------------------------------------------------------------
-
-
-class NodeProcess:
-    """``python -m siammask_ros.ros.node`` with its output captured in a file."""
-
-    def __init__(self, log_path: Path, namespace: str, *params: str) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        ros_args = ["-r", f"__ns:={namespace}", "-r", f"image:={namespace}/camera/image"]
-        for param in params:
-            ros_args += ["-p", param]
-        env = {**os.environ, "RCUTILS_LOGGING_BUFFERED_STREAM": "0", "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "siammask_ros.ros.node", "--ros-args", *ros_args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGINT, as ros2 launch does, then wait; SIGKILL only if it hangs."""
-        if self.alive():
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-
-# -------------------------------------------------------------------------------------
-# The test participant
-# -------------------------------------------------------------------------------------
-
-
-class Participant:
-    """A node in its own rclpy context, spun by the test thread only."""
-
-    def __init__(self) -> None:
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("siammask_test_participant", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-
-    def spin_until(self, condition: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return condition()
-            self.executor.spin_once(timeout_sec=min(0.05, remaining))
-        return True
-
-    def call(self, client, request, timeout: float = FRAME_S):
-        assert client.wait_for_service(timeout_sec=NODE_START_S), f"service {client.srv_name} not available"
-        future = client.call_async(request)
-        assert self.spin_until(future.done, timeout), f"no answer from {client.srv_name}"
-        return future.result()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
-
-class TrackerClient:
-    """Everything the tests publish to and hear from one tracker node."""
-
-    def __init__(self, participant: Participant, process: NodeProcess, namespace: str) -> None:
-        self.participant, self.process = participant, process
-        node = participant.node
-        self.base = base = f"{namespace}/siammask_tracker"
-        self.statuses: list[TrackingStatus] = []
-        self.masks: dict[tuple[int, int], Image] = {}
-        self.detections: dict[tuple[int, int], Detection2D] = {}
-        self.debug_images: dict[tuple[int, int], Image] = {}
-        self.diagnostics: list[tuple[float, dict[str, str], int]] = []  # (arrival, values, level)
-        self._stamp = 1000
-        self._entities = [
-            node.create_subscription(TrackingStatus, f"{base}/status", self.statuses.append, 50),
-            node.create_subscription(Image, f"{base}/mask", self._keep(self.masks), 50),
-            node.create_subscription(Detection2D, f"{base}/detection", self._keep(self.detections), 50),
-            node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics(base), 50),
-        ]
-        self.image_pub = node.create_publisher(Image, f"{namespace}/camera/image", qos_profile_sensor_data)
-        self.target_pub = node.create_publisher(Detection2D, f"{base}/target", 10)
-        self.select = node.create_client(SelectTarget, f"{base}/select_target")
-        self.stop = node.create_client(Trigger, f"{base}/stop")
-        self.set_params = node.create_client(SetParameters, f"{base}/set_parameters")
-        self.get_params = node.create_client(GetParameters, f"{base}/get_parameters")
-        self.list_params = node.create_client(ListParameters, f"{base}/list_parameters")
-        self.describe_params = node.create_client(DescribeParameters, f"{base}/describe_parameters")
-        self.scene = Scene(WIDTH, HEIGHT)
-
-    @staticmethod
-    def _keep(store: dict) -> Callable:
-        return lambda msg: store.__setitem__(stamp_key(msg.header.stamp), msg)
-
-    def _on_diagnostics(self, base: str) -> Callable:
-        def callback(msg: DiagnosticArray) -> None:
-            for status in msg.status:
-                if status.name == f"{base}: tracking":
-                    values = {kv.key: kv.value for kv in status.values}
-                    level = status.level  # a `byte` field: bytes of length 1 in Python
-                    self.diagnostics.append((time.monotonic(), values, int.from_bytes(level, "little")))
-
-        return callback
-
-    def subscribe_debug_image(self) -> None:
-        self._entities.append(
-            self.participant.node.create_subscription(
-                Image, f"{self.base}/debug_image", self._keep(self.debug_images), 10
-            )
-        )
-
-    # Frames --------------------------------------------------------------------------
-
-    def next_header(self) -> Header:
-        self._stamp += 1
-        return Header(stamp=Time(sec=self._stamp, nanosec=500), frame_id=FRAME_ID)
-
-    def publish_frame(self, index: int = 0, visible: bool = True) -> Header:
-        frame, _ = self.scene.render(index, visible)
-        header = self.next_header()
-        self.image_pub.publish(array_to_image(frame, "bgr8", header))
-        return header
-
-    def publish_raw(self, msg: Image) -> Header:
-        msg.header = self.next_header()
-        self.image_pub.publish(msg)
-        return msg.header
-
-    def status_for(self, header: Header) -> TrackingStatus | None:
-        key = stamp_key(header.stamp)
-        return next((s for s in self.statuses if stamp_key(s.header.stamp) == key), None)
-
-    def frame_and_status(self, index: int = 0, visible: bool = True) -> tuple[Header, TrackingStatus]:
-        """Publish one frame and wait for the status computed on it."""
-        header = self.publish_frame(index, visible)
-        assert self.participant.spin_until(lambda: self.status_for(header) is not None, FRAME_S), (
-            f"no status for the frame stamped {stamp_key(header.stamp)}; node output:\n{self.process.output()[-3000:]}"
-        )
-        return header, self.status_for(header)
-
-    def handshake(self) -> None:
-        """Publish frames until the node answers one (discovery done both ways)."""
-        deadline = time.monotonic() + NODE_START_S
-        while time.monotonic() < deadline:
-            assert self.process.alive(), f"node exited:\n{self.process.output()}"
-            header = self.publish_frame()
-            if self.participant.spin_until(lambda: self.status_for(header) is not None, 1.0):
-                return
-        pytest.fail(f"the node never answered a frame; its output:\n{self.process.output()}")
-
-    # Requests -----------------------------------------------------------------------
-
-    def select_box(self, box_xywh, stamp: Time | None = None, target_id: str = "", theta: float = 0.0):
-        x, y, w, h = box_xywh
-        request = SelectTarget.Request(target_id=target_id)
-        request.box.center.position.x, request.box.center.position.y = x + w / 2, y + h / 2
-        request.box.center.theta = theta
-        request.box.size_x, request.box.size_y = float(w), float(h)
-        if stamp is not None:
-            request.stamp = stamp
-        return self.participant.call(self.select, request)
-
-    def stop_tracking(self):
-        return self.participant.call(self.stop, Trigger.Request())
-
-    def set_parameters(self, **values):
-        request = SetParameters.Request(
-            parameters=[Parameter(name.replace("__", "."), value=v).to_parameter_msg() for name, v in values.items()]
-        )
-        return self.participant.call(self.set_params, request).results
-
-    def wait_log(self, pattern: str, timeout: float = 10.0) -> bool:
-        return self.participant.spin_until(lambda: re.search(pattern, self.process.output()) is not None, timeout)
-
-    def diagnostics_after(self, moment: float, timeout: float = 5.0) -> dict[str, str]:
-        """The first diagnostics report received after ``moment`` (time.monotonic())."""
-        fresh = lambda: [d for d in self.diagnostics if d[0] > moment]  # noqa: E731
-        assert self.participant.spin_until(lambda: bool(fresh()), timeout), "no diagnostics from the node"
-        return fresh()[0][1]
-
-
-# -------------------------------------------------------------------------------------
-# Fixtures
-# -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "random_r50.pth"
-    save_checkpoint(build_siammask("siammask_r50"), path)
-    return path
+def box_iou(target: TrackedTarget, truth_xywh) -> float:
+    """IoU of a target's rotated box with an axis-aligned true box (polygon intersection)."""
+    b = target.bbox
+    rect = ((b.center.position.x, b.center.position.y), (b.size_x, b.size_y), math.degrees(b.center.theta))
+    ours = cv2.boxPoints(rect).astype(np.float32)
+    x, y, w, h = truth_xywh
+    theirs = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
+    inter, _ = cv2.intersectConvexConvex(ours, theirs)
+    union = b.size_x * b.size_y + w * h - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -270,17 +55,28 @@ def participant():
     participant.close()
 
 
+class SceneClient(TrackerClient):
+    """A tracker client that publishes frames of one scene."""
+
+    scene = Scene(WIDTH, HEIGHT)
+
+    def frame(self, index: int = 0, visible: bool = True) -> Image:
+        return array_to_image(self.scene.render(index, visible)[0], "bgr8", Header())
+
+    def frame_and_result(self, index: int = 0, visible: bool = True):
+        header = self.publish(self.frame(index, visible))
+        return header, self.wait_result(header)
+
+
 @pytest.fixture(scope="module")
-def tracker(checkpoint, participant, tmp_path_factory):
-    """One node shared by the tests below; each test starts by stopping any tracking."""
+def tracker(participant, tmp_path_factory):
+    """One node shared by the tests below (`lr:=1` checks that an integer float parameter
+    starts it); each test starts by stopping all targets."""
     log = tmp_path_factory.mktemp("node") / "tracker.log"
-    # Long-term search off: a random network is always LOST, and 831 crops are slow on a CPU.
-    process = NodeProcess(
-        log, "/t", f"weights:={checkpoint}", "device:=cpu", "long_term.enabled:=false", "cpu_threads:=1"
-    )
+    process = NodeProcess(log, "/t", "device:=cpu", "cpu_threads:=1", "lr:=1", "long_term.search_size:=319")
     try:
-        client = TrackerClient(participant, process, "/t")
-        client.handshake()
+        client = SceneClient(participant, process, "/t")
+        client.handshake(client.frame)
         assert client.wait_log(r"on cpu \(torch CPU threads: 1\)"), process.output()[-2000:]
         yield client
     finally:  # also when set-up fails: never leave a node running
@@ -290,168 +86,239 @@ def tracker(checkpoint, participant, tmp_path_factory):
 
 @pytest.fixture
 def idle_tracker(tracker):
-    assert tracker.stop_tracking().success
+    assert tracker.stop_all().success
     return tracker
 
 
 # -------------------------------------------------------------------------------------
-# Tests
+# One result per frame
 # -------------------------------------------------------------------------------------
 
 
-def test_idle_node_publishes_status_only(idle_tracker):
-    header, status = idle_tracker.frame_and_status()
-    assert status.state == TrackingStatus.IDLE
-    assert status.header.frame_id == FRAME_ID
-    assert status.latency_ms >= 0
-    # Later frames get their status too, and no mask or detection is sent for any of them.
-    later, _ = idle_tracker.frame_and_status()
+def test_idle_node_publishes_an_empty_result_per_frame(idle_tracker):
+    header, result = idle_tracker.frame_and_result()
+    assert result.targets == [] and result.header.frame_id == FRAME_ID and result.latency_ms >= 0
+    later, _ = idle_tracker.frame_and_result()
+    key = stamp_key(later.stamp)
+    assert idle_tracker.participant.spin_until(lambda: key in idle_tracker.detections, 5.0)
+    assert idle_tracker.detections[key].detections == []
     assert stamp_key(header.stamp) not in idle_tracker.masks
-    assert stamp_key(header.stamp) not in idle_tracker.detections
 
 
-def test_select_by_service_on_a_buffered_frame_then_track(idle_tracker):
+def test_select_on_a_buffered_frame_then_one_self_contained_result_per_frame(idle_tracker):
     client = idle_tracker
-    first, _ = client.frame_and_status(index=0)
-    client.frame_and_status(index=1)
+    first, _ = client.frame_and_result(index=0)
+    client.frame_and_result(index=1)
 
-    response = client.select_box(client.scene.box(0), stamp=first.stamp, target_id="ball")
-
+    response = client.select_box(client.scene.box(0), stamp=first.stamp, target_id="ball", class_id="toy")
     assert response.success, response.message
-    assert response.target_id == "ball"
-    assert f"frame stamped {stamp_key(first.stamp)}" in response.message
-    assert "newest" not in response.message
+    assert response.target_id == "ball" and f"frame stamped {stamp_key(first.stamp)}" in response.message
 
-    previous = None
     for index in (2, 3, 4):
-        header, status = client.frame_and_status(index)
+        header, result = client.frame_and_result(index)
         key = stamp_key(header.stamp)
-        assert status.state in (TrackingStatus.TRACKING, TrackingStatus.LOST)
-        assert status.target_id == "ball"
-        assert status.search_size == 255  # long-term search is off in this node
-        assert 0.0 <= status.confidence <= 1.0
-        expected_lost = previous.frames_since_lost + 1 if previous and status.state == TrackingStatus.LOST else (
-            1 if status.state == TrackingStatus.LOST else 0
-        )
-        assert status.frames_since_lost == expected_lost
-        previous = status
-
-        # Mask and detection carry the input's stamp and frame_id.
+        (target,) = result.targets
+        assert (target.id, target.class_id, target.state) == ("ball", "toy", TrackedTarget.TRACKING)
+        assert target.search_size == 255 and 0.0 <= target.confidence <= 1.0
+        assert box_iou(target, client.scene.box(index)) > 0.5
+        assert not target.has_position and not target.has_bearing  # no camera_info, no depth
+        # The label image and the detections carry the input's stamp and frame_id.
         assert client.participant.spin_until(lambda: key in client.masks and key in client.detections, 5.0)
-        mask_msg, detection = client.masks[key], client.detections[key]
-        assert mask_msg.header.frame_id == detection.header.frame_id == FRAME_ID
-        assert (mask_msg.encoding, mask_msg.width, mask_msg.height) == ("mono8", WIDTH, HEIGHT)
-        mask, _ = image_to_array(mask_msg)
-        assert set(np.unique(mask)) <= {0, 255}
-        assert detection.id == "ball"
-        assert detection.results[0].hypothesis.class_id == "target"
-        assert detection.results[0].hypothesis.score == pytest.approx(status.confidence)
-        assert -np.pi / 2 <= detection.bbox.center.theta < np.pi / 2
+        labels, _ = image_to_array(client.masks[key])
+        assert labels.shape == (HEIGHT, WIDTH) and set(np.unique(labels)) <= {0, target.mask_label}
+        assert mask_iou(labels == target.mask_label, client.scene.render(index)[1]) > 0.4
+        assert int(np.count_nonzero(labels)) == target.mask_area
+        (det,) = client.detections[key].detections
+        assert det.id == "ball" and det.header.frame_id == FRAME_ID
+        assert det.results[0].hypothesis.class_id == "toy"
+        assert det.results[0].hypothesis.score == pytest.approx(target.confidence)
+        pose = det.results[0].pose.pose.position
+        assert (pose.x, pose.y, pose.z) == (0.0, 0.0, 0.0), "no pixel coordinates in a metric pose"
 
 
-def test_selection_with_an_unknown_stamp_uses_the_newest_frame(idle_tracker):
-    newest, _ = idle_tracker.frame_and_status(index=5)
-    response = idle_tracker.select_box(idle_tracker.scene.box(5), stamp=Time(sec=7, nanosec=1))
+def test_a_stale_stamp_is_refused_with_the_buffered_range(idle_tracker):
+    client = idle_tracker
+    newest, _ = client.frame_and_result(index=5)
+    response = client.select_box(client.scene.box(5), stamp=Time(sec=7, nanosec=1))
+    assert not response.success
+    assert "no buffered image has stamp (7, 1)" in response.message
+    assert f"to {stamp_key(newest.stamp)}" in response.message, response.message
+    (ok,) = client.set_parameters(Parameter("selection.fallback_to_newest", value=True))
+    assert ok.successful
+    try:
+        response = client.select_box(client.scene.box(5), stamp=Time(sec=7, nanosec=1))
+        assert response.success and "the newest frame" in response.message
+    finally:
+        client.set_parameters(Parameter("selection.fallback_to_newest", value=False))
+
+
+def test_a_selection_carrying_its_image_starts_on_that_image(idle_tracker):
+    client = idle_tracker
+    client.frame_and_result(index=30)
+    frozen = client.frame(10)  # a frame the node never saw: a person's frozen view
+    frozen.header = Header(stamp=Time(sec=3, nanosec=0), frame_id=FRAME_ID)
+    response = client.select_box(client.scene.box(10), image=frozen, target_id="frozen")
     assert response.success, response.message
-    assert "no buffered frame has stamp (7, 1)" in response.message
-    assert f"stamped {stamp_key(newest.stamp)}" in response.message
-    assert response.target_id.startswith("target_")
+    assert "the image sent with the request (stamped (3, 0))" in response.message
+    _, result = client.frame_and_result(index=11)
+    assert [t.id for t in result.targets] == ["frozen"]
+    assert box_iou(result.targets[0], client.scene.box(11)) > 0.5
 
 
-def test_select_by_topic(idle_tracker):
+def test_stop_one_then_all_and_nothing_is_published_for_them_afterwards(idle_tracker):
     client = idle_tracker
-    header, _ = client.frame_and_status(index=6)
-    detection = Detection2D(header=header, id="from_topic")
-    x, y, w, h = client.scene.box(6)
-    detection.bbox.center.position.x, detection.bbox.center.position.y = x + w / 2, y + h / 2
-    detection.bbox.size_x, detection.bbox.size_y = w, h
-    client.target_pub.publish(detection)
+    client.frame_and_result(index=12)
+    assert client.select_box(client.scene.box(12), target_id="a").success
+    assert client.select_box((10, 10, 40, 40), target_id="b").success
+    _, result = client.frame_and_result(index=13)
+    assert sorted(t.id for t in result.targets) == ["a", "b"]
 
-    stamped = re.escape(str(stamp_key(header.stamp)))
-    assert client.wait_log(rf"tracking from_topic from box .* on frame stamped {stamped}")
-    _, status = client.frame_and_status(index=7)
-    assert status.target_id == "from_topic"
-    assert status.state != TrackingStatus.IDLE
+    response = client.stop_target("a")
+    assert response.success and "stopped tracking a" in response.message
+    _, result = client.frame_and_result(index=14)
+    assert [t.id for t in result.targets] == ["b"]
+    missing = client.stop_target("nope")
+    assert not missing.success and "no target with id 'nope' (tracked: b)" in missing.message
+
+    assert "stopped tracking b" in client.stop_all().message
+    header, result = client.frame_and_result(index=15)
+    assert result.targets == []
+    assert client.participant.spin_until(lambda: stamp_key(header.stamp) in client.detections, 5.0)
+    assert client.detections[stamp_key(header.stamp)].detections == []
+    assert "already idle" in client.stop_all().message
 
 
-def test_stop_returns_to_idle(idle_tracker):
+def test_max_targets_refuses_with_the_reason(idle_tracker):
     client = idle_tracker
-    client.frame_and_status(index=8)
-    assert client.select_box(client.scene.box(8), target_id="to_stop").success
-    _, tracked = client.frame_and_status(index=9)
-    assert tracked.state != TrackingStatus.IDLE
+    (ok,) = client.set_parameters(Parameter("max_targets", value=1))
+    assert ok.successful
+    try:
+        client.frame_and_result(index=16)
+        assert client.select_box(client.scene.box(16), target_id="one").success
+        refused = client.select_box((10, 10, 40, 40), target_id="two")
+        assert not refused.success and "max_targets=1" in refused.message
+    finally:
+        client.set_parameters(Parameter("max_targets", value=8))
 
-    response = client.stop_tracking()
-    assert response.success and "to_stop" in response.message
 
-    first, status = client.frame_and_status(index=10)
-    assert status.state == TrackingStatus.IDLE and status.target_id == ""
-    second, _ = client.frame_and_status(index=11)
-    assert stamp_key(first.stamp) not in client.masks and stamp_key(second.stamp) not in client.detections
-    assert "already idle" in client.stop_tracking().message
+def test_lost_target_gives_up_after_max_lost_duration(idle_tracker):
+    client = idle_tracker
+    (ok,) = client.set_parameters(Parameter("long_term.max_lost_duration", value=0.5))
+    assert ok.successful
+    try:
+        start, _ = client.frame_and_result(index=0)
+        assert client.select_box(client.scene.box(0), stamp=start.stamp, target_id="hiding").success
+        assert client.frame_and_result(1)[1].targets[0].state == TrackedTarget.TRACKING
+        seen = []
+        for index in range(2, 14):  # 0.1 s of image time per frame
+            _, result = client.frame_and_result(index, visible=False)
+            seen.append(result.targets[0] if result.targets else None)
+            if seen[-1] is None:
+                break
+        states = [t.state for t in seen if t is not None]
+        assert states[0] == TrackedTarget.LOST
+        assert states[-1] == TrackedTarget.IDLE and seen[-1] is None, states
+        idle = [t for t in seen if t is not None][-1]
+        assert "long_term.max_lost_duration (0.5 s)" in idle.reason
+        lost = [t for t in seen if t is not None and t.state == TrackedTarget.LOST]
+        assert [t.frames_since_lost for t in lost] == list(range(1, len(lost) + 1))
+        assert lost[-1].time_since_lost.nanosec + lost[-1].time_since_lost.sec * 10**9 < 500_000_000
+        assert all(t.search_size == 319 for t in lost[1:])
+        assert client.wait_log(r"target hiding: LOST -> IDLE: lost for")
+    finally:
+        client.set_parameters(Parameter("long_term.max_lost_duration", value=0.0))
+
+
+def test_hidden_object_is_lost_with_a_wide_search_and_found_again(idle_tracker):
+    client = idle_tracker
+    start, _ = client.frame_and_result(index=0)
+    assert client.select_box(client.scene.box(0), stamp=start.stamp, target_id="peek").success
+    for index in range(1, 4):
+        assert client.frame_and_result(index)[1].targets[0].state == TrackedTarget.TRACKING
+    hidden = [client.frame_and_result(index, visible=False)[1].targets[0] for index in range(4, 7)]
+    assert hidden[0].state == TrackedTarget.LOST and hidden[0].mask_label == 0
+    key = max(client.detections)
+    assert client.detections[key].detections == [], "a LOST target never goes on ~/detections"
+    found = [client.frame_and_result(index)[1].targets[0] for index in range(7, 17)]
+    assert any(t.state == TrackedTarget.TRACKING for t in found), "never found again"
+    assert client.wait_log(r"target peek: TRACKING -> LOST") and client.wait_log(r"target peek: LOST -> TRACKING")
 
 
 def test_debug_image_is_published_to_subscribers(idle_tracker):
     client = idle_tracker
     client.subscribe_debug_image()
-    client.frame_and_status(index=12)
-    assert client.select_box(client.scene.box(12)).success
+    client.frame_and_result(index=20)
+    assert client.select_box(client.scene.box(20)).success
 
     def debug_for_new_frame() -> bool:
-        header, _ = client.frame_and_status(index=13)
+        header, _ = client.frame_and_result(index=21)
         return client.participant.spin_until(lambda: stamp_key(header.stamp) in client.debug_images, 2.0)
 
-    # The node renders only once it has discovered this subscriber.
     assert any(debug_for_new_frame() for _ in range(5)), "no debug image for a subscribed client"
     image = next(iter(client.debug_images.values()))
     assert (image.encoding, image.width, image.height, image.header.frame_id) == ("bgr8", WIDTH, HEIGHT, FRAME_ID)
 
 
-def test_parameters_are_declared_with_descriptors(tracker):
+# -------------------------------------------------------------------------------------
+# Parameters
+# -------------------------------------------------------------------------------------
+
+
+def test_parameters_are_declared_with_descriptors_and_integers_are_floats(tracker):
     names = tracker.participant.call(tracker.list_params, ListParameters.Request()).result.names
     assert set(PARAMETER_NAMES) <= set(names)
-    request = DescribeParameters.Request(names=["preset", "seg_threshold", "long_term.search_size"])
-    preset, seg, search = tracker.participant.call(tracker.describe_params, request).descriptors
-    assert preset.read_only and "davis" in preset.additional_constraints and preset.description
-    assert not seg.read_only
-    assert (seg.floating_point_range[0].from_value, seg.floating_point_range[0].to_value) == (0.0, 1.0)
-    assert search.integer_range[0].step == 8
-    values = tracker.participant.call(tracker.get_params, GetParameters.Request(names=["seg_threshold", "lr"]))
-    assert [v.double_value for v in values.values] == [pytest.approx(0.30), pytest.approx(0.25)]  # vot preset
+    lr, seg = tracker.get_parameters("lr", "seg_threshold")
+    assert (lr.type, lr.double_value) == (3, 1.0), "lr:=1 on the command line is the float 1.0"
+    assert seg.double_value == pytest.approx(0.30)  # vot preset
+    (result,) = tracker.set_parameters(Parameter("window_influence", value=0))
+    assert result.successful, result.reason
+    (value,) = tracker.get_parameters("window_influence")
+    assert (value.type, value.double_value) == (3, 0.0)
+    tracker.set_parameters(Parameter("window_influence", value=0.42))
 
 
-def test_bad_parameter_values_are_refused_with_the_reason(tracker):
-    (crossed,) = tracker.set_parameters(long_term__confidence_low=0.999)  # above confidence_high 0.998
-    assert not crossed.successful and "confidence_low" in crossed.reason
-    (grid,) = tracker.set_parameters(long_term__search_size=300)
-    assert not grid.successful and "search_size" in grid.reason
-    (read_only,) = tracker.set_parameters(preset="davis")
-    assert not read_only.successful and "read-only" in read_only.reason
-    (out_of_range,) = tracker.set_parameters(seg_threshold=1.5)
-    assert not out_of_range.successful and "seg_threshold" in out_of_range.reason
-    values = tracker.participant.call(
-        tracker.get_params, GetParameters.Request(names=["long_term.confidence_low", "seg_threshold"])
-    )
-    assert [v.double_value for v in values.values] == [pytest.approx(0.85), pytest.approx(0.30)]
+#: A value of the wrong type for each kind of parameter.
+WRONG_TYPES = {bool: "a string", int: 2.5, float: "x", str: 3}
+OUT_OF_RANGE = {
+    "seg_threshold": 1.5, "penalty_k": -0.1, "window_influence": 2.0, "lr": -1.0,
+    "long_term.confidence_low": 0.999, "long_term.confidence_high": 1.5, "long_term.search_size": 300,
+    "long_term.max_lost_duration": -1.0, "max_targets": 0, "frame_buffer_size": 0, "frame_buffer_mb": 0,
+    "detections.reinit": "sometimes", "detections.min_iou": 1.5, "detections.associate_iou": -0.5,
+    "depth.sync_tolerance": 5.0,
+}
 
 
-def test_parameter_changes_apply_to_the_next_frame(idle_tracker):
+def fuzz_cases():
+    from siammask_ros.ros.params import PARAMETERS
+
+    for spec in PARAMETERS:
+        kind = float if spec.is_float else type(spec.default)
+        yield spec, WRONG_TYPES[kind], "wrong type"
+        if spec.name in OUT_OF_RANGE:
+            yield spec, OUT_OF_RANGE[spec.name], "out of range"
+
+
+def test_parameter_fuzz_every_refusal_names_its_reason_and_the_node_keeps_running(idle_tracker):
     client = idle_tracker
-    results = client.set_parameters(long_term__enabled=True, long_term__search_size=263, seg_threshold=0.5)
-    assert all(r.successful for r in results), [r.reason for r in results]
-    try:
-        client.frame_and_status(index=14)
-        assert client.select_box(client.scene.box(14)).success
-        statuses = [client.frame_and_status(index)[1] for index in (15, 16, 17)]
-    finally:
-        client.set_parameters(long_term__enabled=False, long_term__search_size=831, seg_threshold=0.30)
-    # With long-term search on, a frame after a LOST one searches the new 263 crop.
-    previous_lost = False
-    for status in statuses:
-        assert status.search_size == (263 if previous_lost else 255)
-        previous_lost = status.state == TrackingStatus.LOST
-    if not any(s.search_size == 263 for s in statuses[1:]):
-        pytest.skip("the random network never lost the target, so the wide search was not exercised")
+    cases = list(fuzz_cases())
+    assert len(cases) >= 40
+    for spec, value, kind in cases:
+        (result,) = client.set_parameters(Parameter(spec.name, value=value))
+        assert not result.successful, (spec.name, value)
+        if spec.read_only:
+            assert "read-only" in result.reason, (spec.name, result.reason)
+        elif kind == "wrong type":
+            assert "type" in result.reason.lower(), (spec.name, value, result.reason)
+        else:
+            words = (spec.name, spec.name.split(".")[-1], "out of range", "valid step")
+            assert any(w in result.reason for w in words), (spec.name, value, result.reason)
+    _, result = client.frame_and_result()
+    assert result.targets == [] and client.process.alive()
+
+
+# -------------------------------------------------------------------------------------
+# Bad input
+# -------------------------------------------------------------------------------------
 
 
 def bad_images() -> dict[str, tuple[Image, str]]:
@@ -465,28 +332,26 @@ def bad_images() -> dict[str, tuple[Image, str]]:
     return {
         "unsupported_encoding": (base(encoding="yuv422"), r"unsupported encoding 'yuv422'"),
         "truncated_data": (base(data=bytes(100)), r"data has 100 bytes, fewer than step \* height"),
-        "empty_image": (base(width=0, step=0, data=b""), r"image has zero size \(0x120\)"),
+        "empty_image": (base(width=0, step=0, data=b""), r"image has zero size \(0x240\)"),
     }
 
 
 def test_bad_images_are_logged_counted_and_survived(idle_tracker):
     client = idle_tracker
-    started = time.monotonic()
     for reason, (msg, pattern) in bad_images().items():
-        client.publish_raw(msg)
+        client.publish(msg)
         assert client.wait_log(pattern), f"no log line for {reason}"
-    diagnostics = client.diagnostics_after(time.monotonic())
+    values, _, _ = client.diagnostics_after(time.monotonic())
     for reason in bad_images():
-        assert int(diagnostics[f"rejected_{reason}"]) >= 1, reason
-    # Still alive and answering.
-    _, status = client.frame_and_status()
-    assert status.state == TrackingStatus.IDLE
-    assert time.monotonic() - started < 60
+        assert int(values[f"rejected_{reason}"]) >= 1, reason
+    assert "frames_missed_before_node" in values
+    _, result = client.frame_and_result()
+    assert result.targets == []
 
 
-def test_unusable_boxes_are_refused_with_the_reason(idle_tracker):
+def test_unusable_boxes_and_detections_are_refused_with_the_reason(idle_tracker):
     client = idle_tracker
-    client.frame_and_status()
+    header, _ = client.frame_and_result()
     cases = {
         "outside": ((WIDTH + 5, 10, 20, 20), 0.0, f"outside the {WIDTH}x{HEIGHT} image"),
         "empty": ((10, 10, 0, 20), 0.0, "positive"),
@@ -496,75 +361,246 @@ def test_unusable_boxes_are_refused_with_the_reason(idle_tracker):
         response = client.select_box(box, theta=theta)
         assert not response.success, name
         assert words in response.message, (name, response.message)
-    assert client.wait_log(r"selection refused: unusable box")
-    assert int(client.diagnostics_after(time.monotonic())["rejected_selection_invalid_box"]) >= 3
-    _, status = client.frame_and_status()
-    assert status.state == TrackingStatus.IDLE  # refusals did not start anything
+    client.targets_pub.publish(Detection2DArray(header=header, detections=[detection((WIDTH + 5, 10, 20, 20), "x")]))
+    stale = Header(stamp=Time(sec=1, nanosec=0), frame_id=FRAME_ID)
+    client.targets_pub.publish(Detection2DArray(header=stale, detections=[detection((10, 10, 20, 20), "y")]))
+    assert client.wait_log(r"detection 'x' ignored: box .* lies outside")
+    assert client.wait_log(r"detections stamped \(1, 0\) ignored: \d+ buffered images stamped")
+    values, _, _ = client.diagnostics_after(time.monotonic())
+    assert int(values["rejected_selection_invalid_box"]) >= 3
+    assert int(values["rejected_detection_refused"]) >= 1
+    assert int(values["rejected_detection_stale_stamp"]) >= 1
+    _, result = client.frame_and_result()
+    assert result.targets == []  # refusals started nothing
 
 
 def test_fast_input_leaves_no_backlog(idle_tracker):
     client, participant = idle_tracker, idle_tracker.participant
-    client.frame_and_status(index=20)
+    client.frame_and_result(index=20)
     assert client.select_box(client.scene.box(20)).success
-    before = client.diagnostics_after(time.monotonic())
-    first_status = len(client.statuses)
+    before, _, _ = client.diagnostics_after(time.monotonic())
+    first = len(client.result_order)
 
     rate, duration = 30.0, 3.0
     published: list[Header] = []
     start = time.monotonic()
     while (now := time.monotonic()) < start + duration:
         if now >= start + len(published) / rate:
-            published.append(client.publish_frame(index=21 + len(published)))
+            published.append(client.publish(client.frame(index=21 + len(published))))
         participant.executor.spin_once(timeout_sec=max(0.0, start + len(published) / rate - time.monotonic()))
     burst_end = time.monotonic()
     last = published[-1]
-    # The newest frame is always processed, promptly: nothing older is queued before it.
-    assert participant.spin_until(lambda: client.status_for(last) is not None, FRAME_S), "last frame never processed"
-    after_burst = [s for s in client.statuses[first_status:] if stamp_key(s.header.stamp) > stamp_key(last.stamp)]
-    assert not after_burst
-    statuses = client.statuses[first_status:]
-    stamps = [stamp_key(s.header.stamp) for s in statuses]
-    assert stamps == sorted(stamps)
-    assert len(statuses) < len(published) / 2, "the node cannot have processed most frames of a 30 Hz burst"
-    assert max(s.latency_ms for s in statuses) < 10_000
+    assert participant.spin_until(lambda: client.result_for(last) is not None, FRAME_S), "last frame never processed"
+    keys = client.result_order[first:]
+    assert keys == sorted(keys) and keys[-1] == stamp_key(last.stamp)
+    assert len(keys) < len(published) / 2, "the node cannot have processed most frames of a 30 Hz burst"
+    latencies = [client.results[k].latency_ms for k in keys]
+    assert time.monotonic() - burst_end < 2 * max(latencies) / 1000 + 1.0, "a backlog drained after the burst"
 
-    waited = time.monotonic() - burst_end
-    assert waited < 2 * max(s.latency_ms for s in statuses) / 1000 + 1.0, "a backlog drained after the burst"
-
-    after = client.diagnostics_after(time.monotonic())
+    after, _, _ = client.diagnostics_after(time.monotonic())
     delta = {k: int(after[k]) - int(before[k]) for k in ("frames_received", "frames_processed", "frames_dropped")}
-    assert delta["frames_processed"] == len(statuses)
+    assert delta["frames_processed"] == len(keys)
     assert delta["frames_received"] == delta["frames_processed"] + delta["frames_dropped"]
     assert delta["frames_dropped"] >= 1
 
 
 # -------------------------------------------------------------------------------------
-# Other node configurations
+# Several targets, depth, rotation
 # -------------------------------------------------------------------------------------
 
 
-def test_selection_before_any_image_and_without_a_model(participant, tmp_path):
-    process = NodeProcess(tmp_path / "nomodel.log", "/nomodel", "device:=cpu")
-    try:
-        client = TrackerClient(participant, process, "/nomodel")
-        response = client.select_box((10, 10, 20, 20))
-        assert not response.success
-        assert response.message == "no image received yet on '/nomodel/camera/image'"
-        client.handshake()
-        if default_weights_path() is None:
-            response = client.select_box((10, 10, 20, 20))
-            assert not response.success and "weights:=" in response.message
-            assert "no model" in process.output()
-            # Diagnostics are ERROR from start-up on; wait for a report that counts the refusal.
-            def counted() -> bool:
-                return any(level == 2 and values.get("rejected_selection_no_model") == "1"
-                           for _, values, level in client.diagnostics)
+class RGBDClient(TrackerClient):
+    scene = TwoObjectScene(WIDTH, HEIGHT)
 
-            assert participant.spin_until(counted, 10.0), client.diagnostics[-1:]
-        _, status = client.frame_and_status()
-        assert status.state == TrackingStatus.IDLE
+    def frame(self, index: int = 0, hidden: frozenset[str] = frozenset()) -> Image:
+        return array_to_image(self.scene.render(index, hidden)[0], "bgr8", Header())
+
+    def publish_rgbd(self, index: int, hidden: frozenset[str] = frozenset(), depth_encoding: str = "32FC1") -> Header:
+        """camera_info and depth first, then the colour image, all with one stamp."""
+        frame, _, depth = self.scene.render(index, hidden)
+        header = self.next_header()
+        info = CameraInfo(header=header, width=WIDTH, height=HEIGHT)
+        s = self.scene
+        info.k = [s.fx, 0.0, s.cx, 0.0, s.fy, s.cy, 0.0, 0.0, 1.0]
+        self.info_pub.publish(info)
+        if depth_encoding == "16UC1":
+            depth_msg = Image(header=header, height=HEIGHT, width=WIDTH, encoding="16UC1", step=WIDTH * 2)
+            depth_msg.data = np.round(depth * 1000).astype("<u2").tobytes()
+        else:
+            depth_msg = Image(header=header, height=HEIGHT, width=WIDTH, encoding="32FC1", step=WIDTH * 4)
+            depth_msg.data = depth.astype("<f4").tobytes()
+        self.depth_pub.publish(depth_msg)
+        image = array_to_image(frame, "bgr8", header)
+        self.image_pub.publish(image)
+        return header
+
+
+@pytest.fixture(scope="module")
+def rgbd_tracker(participant, tmp_path_factory):
+    log = tmp_path_factory.mktemp("rgbd") / "tracker.log"
+    process = NodeProcess(log, "/rgbd", "device:=cpu", "cpu_threads:=1", "long_term.search_size:=319")
+    try:
+        client = RGBDClient(participant, process, "/rgbd")
+        client.handshake(client.frame)
+        yield client
     finally:
-        assert process.stop() == 0, process.output()
+        code = process.stop()
+    assert code == 0, process.output()[-3000:]
+
+
+def test_two_targets_from_one_detection_array_with_depth(rgbd_tracker):
+    client = rgbd_tracker
+    scene = client.scene
+    assert client.stop_all().success
+    start = client.publish_rgbd(0)
+    client.wait_result(start)
+    array = Detection2DArray(header=start, detections=[
+        detection(scene.box("near", 0), "near", "person"), detection(scene.box("far", 0), "far", "bicycle"),
+    ])
+    client.targets_pub.publish(array)
+    assert client.wait_log(r"started far from ~/targets"), client.process.output()[-2000:]
+
+    overlaps = {"near": [], "far": []}
+    frames = range(1, 31)
+    for index in frames:
+        encoding = "16UC1" if index % 2 else "32FC1"
+        header = client.publish_rgbd(index, depth_encoding=encoding)
+        result = client.wait_result(header)
+        targets = {t.id: t for t in result.targets}
+        assert set(targets) == {"near", "far"}, "one result per frame holds both targets"
+        for name, target in targets.items():
+            overlaps[name].append(box_iou(target, scene.box(name, index)))
+            if target.state == TrackedTarget.TRACKING and target.has_position:
+                truth = scene.true_point(name, index)
+                position = np.array([target.position.x, target.position.y, target.position.z])
+                assert abs(position[2] - truth[2]) <= 0.03 * truth[2], (name, index, position, truth)
+                bearing = np.array([target.bearing.x, target.bearing.y, target.bearing.z])
+                assert np.degrees(np.arccos(np.clip(bearing @ truth / np.linalg.norm(truth), -1, 1))) < 3.0
+        key = stamp_key(header.stamp)
+        assert client.participant.spin_until(lambda: key in client.detections_3d and key in client.masks, 5.0)
+        labels, _ = image_to_array(client.masks[key])
+        assert set(np.unique(labels)) <= {0, targets["near"].mask_label, targets["far"].mask_label}
+        tracked_3d = {d.id for d in client.detections_3d[key].detections}
+        assert tracked_3d <= {t.id for t in targets.values() if t.state == TrackedTarget.TRACKING}
+    for name, values in overlaps.items():
+        assert np.mean(np.array(values) > 0.5) >= 0.9, (name, np.round(values, 2))
+
+    # The followed target's pose: published while it is TRACKING, never while it is not.
+    poses_before = len(client.poses)
+    hidden = frozenset({"near", "far"})
+    occluded = []
+    for index in range(31, 35):
+        header = client.publish_rgbd(index, hidden=hidden)
+        occluded.append((header, client.wait_result(header)))
+    for header, result in occluded:
+        key = stamp_key(header.stamp)
+        assert client.participant.spin_until(lambda: key in client.detections, 5.0)
+        assert client.detections[key].detections == [], "~/detections is empty while both are occluded"
+        assert all(t.state == TrackedTarget.LOST for t in result.targets)
+        assert key not in client.poses
+    assert poses_before > 0, "the followed target had a pose while TRACKING"
+
+
+class RotatingClient(TrackerClient):
+    scene = None
+
+    def frame(self, index: int = 0) -> Image:
+        return array_to_image(self.scene.render(index)[0], "bgr8", Header())
+
+
+def test_a_turning_target_never_swaps_width_and_height(participant, tmp_path):
+    # Long-term search off: the bundled model's confidence sags while the target is turned
+    # far from its template, and a held (LOST) box says nothing about orientation.
+    process = NodeProcess(tmp_path / "rotating.log", "/rot", "device:=cpu", "cpu_threads:=1", "long_term.enabled:=false")
+    try:
+        client = RotatingClient(participant, process, "/rot")
+        client.scene = RotatingScene(WIDTH, HEIGHT, period=60)  # +-60 deg, up to 6 deg per frame
+        client.handshake(client.frame)
+        start = client.publish(client.frame(0))
+        client.wait_result(start)
+        assert client.select_box(client.scene.box(0), stamp=start.stamp).success
+        boxes = []
+        for index in range(1, client.scene.period + 1):
+            header = client.publish(client.frame(index))
+            (target,) = client.wait_result(header).targets
+            boxes.append((index, target.bbox))
+    finally:
+        assert process.stop() == 0, process.output()[-3000:]
+    for (i, a), (j, b) in zip(boxes, boxes[1:]):
+        same = abs(a.size_x - b.size_x) + abs(a.size_y - b.size_y)
+        swapped = abs(a.size_x - b.size_y) + abs(a.size_y - b.size_x)
+        assert same <= swapped, f"width and height swapped between frames {i} and {j}"
+        # A convention failure shows as a 90 or 180 deg jump; the mask itself can wobble
+        # by a few tens of degrees from one frame to the next.
+        assert abs(math.remainder(b.center.theta - a.center.theta, 2 * math.pi)) < math.radians(60), (i, j)
+    errors = [abs(math.remainder(b.center.theta - client.scene.angle(i), math.pi)) for i, b in boxes]
+    assert np.median(errors) < math.radians(15), np.degrees(errors).round()
+
+
+# -------------------------------------------------------------------------------------
+# Lifecycle and configuration
+# -------------------------------------------------------------------------------------
+
+
+def lifecycle_clients(participant, base: str):
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    node = participant.node
+    return node.create_client(ChangeState, f"{base}/change_state"), node.create_client(GetState, f"{base}/get_state")
+
+
+def transition(participant, change, label: str) -> bool:
+    from lifecycle_msgs.srv import ChangeState
+
+    request = ChangeState.Request()
+    request.transition.label = label
+    return participant.call(change, request, timeout=NODE_START_S).success
+
+
+def state_of(participant, get) -> str:
+    from lifecycle_msgs.srv import GetState
+
+    return participant.call(get, GetState.Request()).current_state.label
+
+
+def test_lifecycle_outputs_only_while_active(participant, tmp_path):
+    process = NodeProcess(tmp_path / "lifecycle.log", "/life", "device:=cpu", "cpu_threads:=1", "autostart:=false")
+    try:
+        client = SceneClient(participant, process, "/life")
+        change, get = lifecycle_clients(participant, client.base)
+        assert state_of(participant, get) == "unconfigured"
+        header = client.publish(client.frame())
+        refused = client.select_box((10, 10, 20, 20))
+        assert not refused.success and "unconfigured, not active" in refused.message
+        assert not participant.spin_until(lambda: client.result_for(header) is not None, 1.0)
+
+        assert transition(participant, change, "configure") and state_of(participant, get) == "inactive"
+        assert transition(participant, change, "activate") and state_of(participant, get) == "active"
+        client.handshake(client.frame)
+        _, result = client.frame_and_result()
+        assert result.targets == []
+
+        assert transition(participant, change, "deactivate") and state_of(participant, get) == "inactive"
+        quiet = client.publish(client.frame())
+        assert not participant.spin_until(lambda: client.result_for(quiet) is not None, 2.0), "output while inactive"
+        values, _, _ = client.diagnostics_after(time.monotonic())
+        assert values["lifecycle_state"] == "inactive"
+        assert transition(participant, change, "cleanup") and state_of(participant, get) == "unconfigured"
+    finally:
+        assert process.stop() == 0, process.output()[-3000:]
+
+
+def test_a_bad_weights_path_fails_configure_with_the_reason(participant, tmp_path):
+    process = NodeProcess(tmp_path / "badweights.log", "/badw", "device:=cpu", "autostart:=false",
+                          "weights:=/nonexistent/model.pth")
+    try:
+        client = SceneClient(participant, process, "/badw")
+        change, get = lifecycle_clients(participant, client.base)
+        assert not transition(participant, change, "configure")
+        assert state_of(participant, get) == "unconfigured"
+        assert client.wait_log(r"configure failed: .*/nonexistent/model.pth")
+    finally:
+        assert process.stop() == 0, process.output()[-3000:]
 
 
 @pytest.mark.parametrize(
@@ -574,6 +610,7 @@ def test_selection_before_any_image_and_without_a_model(participant, tmp_path):
         ("preset:=bogus", "unknown preset 'bogus'"),
         ("seg_threshold:=1.5", "seg_threshold"),
         ("cpu_threads:=-1", "cpu_threads"),
+        ("lr:=fast", "lr"),
     ],
 )
 def test_unusable_configuration_exits_with_the_reason(tmp_path, param, words):
@@ -587,53 +624,38 @@ def test_unusable_configuration_exits_with_the_reason(tmp_path, param, words):
 
 
 # -------------------------------------------------------------------------------------
-# Tracking quality (trained default model only)
+# Compressed input (issue 12)
 # -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def default_model_tracker(participant, tmp_path_factory):
-    log = tmp_path_factory.mktemp("default_model") / "tracker.log"
-    process = NodeProcess(log, "/quality")  # long-term search is on by default
+def test_compressed_images_are_decoded_tracked_and_bad_ones_counted(participant, tmp_path):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    scene = Scene(WIDTH, HEIGHT)
+
+    def jpeg(index: int) -> CompressedImage:
+        ok, data = cv2.imencode(".jpg", scene.render(index)[0], [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        return CompressedImage(format="bgr8; jpeg compressed bgr8", data=data.tobytes())
+
+    process = NodeProcess(tmp_path / "compressed.log", "/cmp", "device:=cpu", "cpu_threads:=1",
+                          "image_transport:=compressed")
     try:
-        client = TrackerClient(participant, process, "/quality")
-        client.scene = Scene(320, 240)
-        client.handshake()
-        yield client
+        client = TrackerClient(participant, process, "/cmp", compressed=True)
+        client.handshake(lambda: jpeg(0))
+        start = client.publish(jpeg(0))
+        client.wait_result(start)
+        assert client.select_box(scene.box(0), stamp=start.stamp).success
+        overlaps = []
+        for index in range(1, 6):
+            (target,) = client.wait_result(client.publish(jpeg(index))).targets
+            overlaps.append(box_iou(target, scene.box(index)))
+        assert np.mean(overlaps) > 0.5, overlaps
+        client.publish(CompressedImage(format="jpeg", data=b"not a jpeg"))
+        assert client.wait_log(r"ignoring compressed image on '/cmp/camera/image'")
+        values, _, _ = client.diagnostics_after(time.monotonic())
+        assert int(values["rejected_undecodable_image"]) >= 1
+        client.wait_result(client.publish(jpeg(7)))
     finally:
-        code = process.stop()
-    assert code == 0, process.output()[-3000:]
-
-
-@needs_default_model
-def test_mask_follows_the_moving_object(default_model_tracker):
-    client = default_model_tracker
-    client.stop_tracking()
-    start, _ = client.frame_and_status(index=0)
-    assert client.select_box(client.scene.box(0), stamp=start.stamp).success
-    overlaps, states = [], []
-    for index in range(1, 25):
-        header, status = client.frame_and_status(index)
-        key = stamp_key(header.stamp)
-        assert client.participant.spin_until(lambda: key in client.masks, 5.0)
-        mask, _ = image_to_array(client.masks[key])
-        overlaps.append(mask_iou(mask > 0, client.scene.render(index)[1]))
-        states.append(status.state)
-    assert np.mean(overlaps) > 0.5, overlaps
-    assert states.count(TrackingStatus.TRACKING) >= 0.8 * len(states), states
-
-
-@needs_default_model
-def test_hidden_object_is_lost_with_a_wide_search_and_found_again(default_model_tracker):
-    client = default_model_tracker
-    client.stop_tracking()
-    start, _ = client.frame_and_status(index=0)
-    assert client.select_box(client.scene.box(0), stamp=start.stamp).success
-    for index in range(1, 5):
-        assert client.frame_and_status(index)[1].state == TrackingStatus.TRACKING
-    hidden = [client.frame_and_status(index, visible=False)[1] for index in range(5, 10)]
-    assert hidden[0].state == TrackingStatus.LOST
-    assert [s.frames_since_lost for s in hidden] == [1, 2, 3, 4, 5]
-    assert all(s.search_size == 831 for s in hidden[1:])
-    found = [client.frame_and_status(index)[1] for index in range(10, 20)]
-    assert any(s.state == TrackingStatus.TRACKING for s in found), "never found again"
+        assert process.stop() == 0, process.output()[-3000:]

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import array
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point, Vector3
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import BoundingBox2D, Detection2D, ObjectHypothesisWithPose
+from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-from siammask_ros.msg import TrackingStatus
-from siammask_ros.tracker.result import RotatedBox, TrackResult, TrackState
+from siammask_ros.msg import TrackedTarget, TrackingResult
+from siammask_ros.ros.targets import TargetReport
+from siammask_ros.tracker.result import RotatedBox, TrackState
 
 __all__ = [
     "CLASS_ID",
@@ -29,15 +33,17 @@ __all__ = [
     "UnsupportedEncodingError",
     "array_to_image",
     "bbox_to_xywh",
-    "detection_from_result",
-    "idle_status",
+    "detection_from_report",
+    "detections_from_reports",
     "image_to_array",
+    "label_image",
     "rotated_box_to_bbox",
     "stamp_key",
-    "status_from_result",
+    "tracked_target",
+    "tracking_result",
 ]
 
-#: ``class_id`` of the single hypothesis in each published Detection2D.
+#: ``class_id`` of a published Detection2D whose target has no class of its own.
 CLASS_ID = "target"
 
 
@@ -225,46 +231,83 @@ def rotated_box_to_bbox(box: RotatedBox) -> BoundingBox2D:
     return msg
 
 
-def detection_from_result(result: TrackResult, header: Header, target_id: str) -> Detection2D:
-    """One Detection2D: the rotated box, ``class_id`` "target" scored by the confidence."""
+def detection_from_report(report: TargetReport, header: Header) -> Detection2D:
+    """A Detection2D of one tracked target: rotated box, its class (or "target") scored by
+    the confidence. The hypothesis pose is left empty: it is a metric field, and the 3-D
+    position goes to ~/detections_3d."""
+    result = report.result
     msg = Detection2D()
     msg.header = header
-    msg.id = target_id
+    msg.id = report.target_id
     msg.bbox = rotated_box_to_bbox(result.rotated_box)
     hypothesis = ObjectHypothesisWithPose()
-    hypothesis.hypothesis.class_id = CLASS_ID
+    hypothesis.hypothesis.class_id = report.class_id or CLASS_ID
     hypothesis.hypothesis.score = float(result.confidence)
-    # The image-plane pose repeats the box centre; its covariance is unknown (zeros).
-    hypothesis.pose.pose.position.x = float(result.rotated_box.cx)
-    hypothesis.pose.pose.position.y = float(result.rotated_box.cy)
     msg.results = [hypothesis]
     return msg
 
 
+def detections_from_reports(reports: Sequence[TargetReport], header: Header) -> Detection2DArray:
+    """Only TRACKING targets, so a generic consumer never acts on a held or stale box; an
+    empty array when none is."""
+    msg = Detection2DArray()
+    msg.header = header
+    msg.detections = [detection_from_report(r, header) for r in reports if r.state is TrackState.TRACKING]
+    return msg
+
+
 _STATE_CODES = {
-    TrackState.IDLE: TrackingStatus.IDLE,
-    TrackState.TRACKING: TrackingStatus.TRACKING,
-    TrackState.LOST: TrackingStatus.LOST,
+    TrackState.IDLE: TrackedTarget.IDLE,
+    TrackState.TRACKING: TrackedTarget.TRACKING,
+    TrackState.LOST: TrackedTarget.LOST,
 }
 
 
-def status_from_result(
-    result: TrackResult, header: Header, target_id: str, frames_since_lost: int, latency_ms: float
-) -> TrackingStatus:
-    msg = TrackingStatus()
+def tracked_target(
+    report: TargetReport,
+    position: Sequence[float] | None = None,
+    bearing: Sequence[float] | None = None,
+) -> TrackedTarget:
+    """The result-message entry of one target; ``position`` (metres) and ``bearing`` (unit
+    vector) are in the image's optical frame when known."""
+    msg = TrackedTarget()
+    msg.id = report.target_id
+    msg.class_id = report.class_id
+    msg.state = _STATE_CODES[report.state]
+    msg.reason = report.reason
+    msg.frames_since_lost = int(report.frames_since_lost)
+    msg.time_since_lost = Duration(
+        sec=int(report.time_since_lost_ns // 1_000_000_000), nanosec=int(report.time_since_lost_ns % 1_000_000_000)
+    )
+    result = report.result
+    if result is not None:
+        msg.confidence = float(result.confidence)
+        msg.bbox = rotated_box_to_bbox(result.rotated_box)
+        msg.search_size = int(result.search_size)
+        msg.mask_area = result.mask_area
+        msg.mask_label = report.label if msg.mask_area and report.state is not TrackState.IDLE else 0
+    if position is not None:
+        msg.has_position = True
+        msg.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
+    if bearing is not None:
+        msg.has_bearing = True
+        msg.bearing = Vector3(x=float(bearing[0]), y=float(bearing[1]), z=float(bearing[2]))
+    return msg
+
+
+def tracking_result(header: Header, targets: Sequence[TrackedTarget], latency_ms: float) -> TrackingResult:
+    msg = TrackingResult()
     msg.header = header
-    msg.state = _STATE_CODES[result.state]
-    msg.target_id = target_id
-    msg.confidence = float(result.confidence)
-    msg.search_size = int(result.search_size)
-    msg.frames_since_lost = int(frames_since_lost)
+    msg.targets = list(targets)
     msg.latency_ms = float(latency_ms)
     return msg
 
 
-def idle_status(header: Header, latency_ms: float) -> TrackingStatus:
-    msg = TrackingStatus()
-    msg.header = header
-    msg.state = TrackingStatus.IDLE
-    msg.latency_ms = float(latency_ms)
-    return msg
+def label_image(reports: Sequence[TargetReport], height: int, width: int) -> np.ndarray:
+    """uint8 HxW: 0 background, each target's mask pixels set to its label (a later target
+    wins where masks overlap)."""
+    labels = np.zeros((height, width), dtype=np.uint8)
+    for report in reports:
+        if report.result is not None and report.state is not TrackState.IDLE and report.result.mask.shape == labels.shape:
+            labels[report.result.mask != 0] = report.label
+    return labels

@@ -22,9 +22,9 @@ __all__ = ["NodeStats", "Report", "diagnostic_status", "REJECTION_REASONS"]
 #: Rejection counters always present in the report (0 when nothing was rejected).
 REJECTION_REASONS: tuple[str, ...] = (
     "unsupported_encoding", "truncated_data", "empty_image", "undecodable_image", "unsupported_format",
-    "invalid_frame", "tracker_error", "image_format_changed",
+    "invalid_frame", "tracker_error",
     "selection_no_model", "selection_no_image", "selection_stale_stamp", "selection_invalid_box",
-    "selection_refused", "selection_inactive", "detection_refused",
+    "selection_refused", "selection_inactive", "detection_refused", "detection_stale_stamp",
     "depth_unmatched", "depth_invalid", "camera_info_invalid",
 )
 

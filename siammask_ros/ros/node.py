@@ -1,73 +1,70 @@
-"""The ``siammask_tracker`` node: SiamMask on a camera stream, one target at a time.
+"""The ``siammask_tracker`` lifecycle node: SiamMask on a camera stream, several targets.
 
-Threads: the executor runs the image callback, which only converts the message, stores
-it as the newest frame (and in a ring buffer for selections) and wakes the worker; the
-worker thread runs the network on the newest frame only. A frame replaced before the
-worker took it (or one not newer than the frame a selection started on) is counted as
-dropped, so the node never builds a backlog. Selections,
-``~/stop``, parameters and diagnostics run in other callback groups of a
-MultiThreadedExecutor, so they are not stuck behind image callbacks; they wait at most
-for the one inference in progress, because a lock keeps ``initialize``/``reset`` and
-``track`` apart.
+Lifecycle (rclpy LifecycleNode; with ``autostart`` true, the default, the node configures
+and activates itself so ``ros2 launch`` needs no lifecycle manager):
+- configure loads the model (a bad weights path or device fails configure, with the
+  reason in the log) and creates the publishers;
+- activate subscribes to the inputs and starts the inference worker;
+- deactivate unsubscribes, stops the worker and forgets the targets;
+- cleanup frees the model (and its GPU memory).
 
-Outputs carry the header (stamp and frame_id) of the image they were computed on. While
-IDLE only ``~/status`` (state IDLE) is published, once per processed image; ``~/mask``
-and ``~/detection`` are published for every tracked image, LOST included (``~/status``
-and the detection's score tell whether to trust them). The initialisation frame itself
-produces no outputs, so each topic's stamps only move forward.
+Threads: the image callback only converts the message and stores it as the newest frame
+(``frames.FrameStore``); the worker thread tracks every target on the newest frame in one
+batched step (``targets.TargetSession``) and publishes (``outputs.OutputPublishers``).
+Selections, detections, stops and parameters run in other callback groups of a
+MultiThreadedExecutor; one lock keeps them and the worker's step-and-publish apart, so
+nothing is published for a target after the reply that stopped or replaced it.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.logging import get_logger
-from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
-from std_msgs.msg import Header
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
-from vision_msgs.msg import BoundingBox2D, Detection2D
+from vision_msgs.msg import BoundingBox2D, Detection2DArray
 
-from siammask_ros.io.render import draw_overlay
+from siammask_ros.io.compressed import CompressedImageError, decode_compressed
 from siammask_ros.model import CheckpointError, build_siammask, default_weights_path
-from siammask_ros.msg import TrackingStatus
-from siammask_ros.ros.conversions import (
-    ImageConversionError,
-    InvalidSelectionError,
-    array_to_image,
-    bbox_to_xywh,
-    detection_from_result,
-    idle_status,
-    image_to_array,
-    stamp_key,
-    status_from_result,
+from siammask_ros.ros.conversions import ImageConversionError, InvalidSelectionError, bbox_to_xywh, image_to_array
+from siammask_ros.ros.diagnostics import NodeStats, diagnostic_status
+from siammask_ros.ros.frames import Frame, FrameStore
+from siammask_ros.ros.outputs import OutputPublishers
+from siammask_ros.ros.params import (
+    PARAMETERS,
+    PRESET_PARAMETERS,
+    coerce_integer,
+    preset_defaults,
+    target_policy,
+    tracker_config,
+    validate_choices,
 )
-from siammask_ros.ros.params import PARAMETERS, PRESET_PARAMETERS, preset_defaults, tracker_config, validate_choices
-from siammask_ros.srv import SelectTarget
-from siammask_ros.tracker import InvalidBoxError, InvalidFrameError, SiamMaskTracker, TrackResult, TrackState, to_bgr
-from siammask_ros.tracker.config import TrackerConfig
+from siammask_ros.ros.spatial import CameraModel, DepthConversionError, TargetLocation, depth_to_metres, locate_target
+from siammask_ros.ros.sync import StampedBuffer, describe_offset, stamp_to_ns
+from siammask_ros.ros.targets import Action, OfferedDetection, SelectionRefused, TargetReport, TargetSession
+from siammask_ros.ros.transport import TransportLossCounter
+from siammask_ros.srv import SelectTarget, StopTarget
+from siammask_ros.tracker import InvalidBoxError, InvalidFrameError, MultiTargetTracker, TrackState
 
 __all__ = ["ConfigurationError", "TrackerNode", "main"]
 
 NODE_NAME = "siammask_tracker"
 DIAGNOSTICS_PERIOD_S = 1.0
-LOG_THROTTLE_S = 5.0
-_OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+SENSOR_BUFFER = 30  # depth images and camera_infos kept for stamp matching
 _NO_MODEL_HINT = (
     "no model: the `weights` parameter is empty and no default model is bundled with this "
     "installation; restart the node with weights:=/path/to/SiamMask_VOT.pth (and the matching preset)"
@@ -78,433 +75,537 @@ class ConfigurationError(RuntimeError):
     """A parameter value the node cannot start with; the message names it."""
 
 
-class _Frame(NamedTuple):
-    seq: int  # receipt order
-    header: Header
-    image: np.ndarray  # uint8 HxW or HxWx3, read-only
-    color_order: str
-    received: float  # time.monotonic() at receipt
-
-
-@dataclass
-class _Target:
-    target_id: str
-    init_seq: int  # frames up to this one are older than the template
-    frames_since_lost: int = 0
-
-
-@dataclass
-class _Stats:
-    """Counters since start (totals) and latencies since the last diagnostics report."""
-
-    received: int = 0
-    processed: int = 0
-    dropped: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
-
-
-class _FrameStore:
-    """The newest unprocessed frame and a ring buffer of recent ones."""
-
-    def __init__(self, size: int) -> None:
-        self._cond = threading.Condition()
-        self._pending: _Frame | None = None
-        self._recent: deque[_Frame] = deque(maxlen=size)
-        self._closed = False
-
-    def put(self, frame: _Frame) -> bool:
-        """Store ``frame`` as the newest; True if it replaced one never processed (a drop)."""
-        with self._cond:
-            dropped = self._pending is not None
-            self._pending = frame
-            self._recent.append(frame)
-            self._cond.notify()
-        return dropped
-
-    def take(self) -> _Frame | None:
-        """Wait for the newest unprocessed frame; None once closed."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._pending is not None or self._closed)
-            frame, self._pending = self._pending, None
-            return None if self._closed else frame
-
-    def find(self, stamp: tuple[int, int]) -> tuple[_Frame, bool] | None:
-        """The buffered frame with this stamp and True, else the newest and False; None if empty.
-
-        A zero stamp asks for the newest frame and counts as found.
-        """
-        with self._cond:
-            if not self._recent:
-                return None
-            newest = self._recent[-1]
-            if stamp == (0, 0):
-                return newest, True
-            for frame in reversed(self._recent):
-                if stamp_key(frame.header.stamp) == stamp:
-                    return frame, True
-            return newest, False
-
-    def resize(self, size: int) -> None:
-        with self._cond:
-            if size != self._recent.maxlen:
-                self._recent = deque(self._recent, maxlen=size)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-def _load_tracker(weights: str, device: str, config: TrackerConfig) -> SiamMaskTracker:
-    """A tracker around the checkpoint's network (its recorded architecture) on ``device``."""
-    try:
-        model = build_siammask(arch=None, weights=weights, device=device, optimize=True)
-    except (CheckpointError, ValueError) as exc:  # unreadable file, unknown arch, unavailable device
-        raise ConfigurationError(f"cannot run weights {weights!r} on device {device!r}: {exc}") from exc
-    return SiamMaskTracker(model, config)
-
-
-class TrackerNode(Node):
+class TrackerNode(LifecycleNode):
     """SiamMask tracking on ``image``; see the module docstring and README for the interface.
 
     Raises:
-        ConfigurationError: a parameter makes the node unusable (bad weights file, device,
-            or inconsistent values). An empty ``weights`` with no bundled model is not an
-            error: the node runs and refuses selections with a message saying so.
+        ConfigurationError: a parameter override of the wrong type or an unknown preset.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._values = self._declare_parameters()
-        try:
-            validate_choices(self._values)
-            config = tracker_config(self._values)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from exc
-
-        self._tracker: SiamMaskTracker | None = None
+        self._lock = threading.Lock()  # the session: selections, detections, stops, steps and their publishing
+        self._stats = NodeStats()
+        self._session: TargetSession | None = None
+        self._outputs: OutputPublishers | None = None
+        self._frames: FrameStore | None = None
+        self._worker: threading.Thread | None = None
+        self._subscriptions: list = []
+        self._pending: dict[str, Any] = {}
         self._unavailable = ""
-        self._model_name = "none"
-        self._load_model(config)
-
-        self._tracker_lock = threading.Lock()  # initialize/reset vs track
-        self._state_lock = threading.Lock()  # counters, pending config
-        self._target: _Target | None = None
-        self._pending_config: TrackerConfig | None = None
-        self._stats = _Stats()
+        self._model_name = self._device_name = "none"
+        self._lifecycle_label = "unconfigured"
         self._seq = 0
-        self._target_count = 0
-        self._throttle: dict[str, tuple[float, int]] = {}
-        self._frames = _FrameStore(self._values["frame_buffer_size"])
+        self._image_format: tuple | None = None
+        self._states: dict[str, TrackState] = {}
+        self._depth: StampedBuffer[Image] = StampedBuffer(SENSOR_BUFFER)
+        self._camera_info: StampedBuffer[CameraInfo] = StampedBuffer(SENSOR_BUFFER)
+        self._transport = TransportLossCounter()
+        self.configure_error = ""  # why the last configure failed
 
-        self._create_interfaces()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._last_report = (time.monotonic(), 0, 0)
-        self._worker = threading.Thread(target=self._work, name="siammask_inference", daemon=True)
-        self._worker.start()
-        self.get_logger().info(
-            f"images from '{self._image_sub.topic_name}', model {self._model_name} on {self._device_name} "
-            f"(torch CPU threads: {torch.get_num_threads()}), preset {self._values['preset']}; "
-            f"select a target with {self.get_fully_qualified_name()}/select_target or on {self._target_sub.topic_name}"
+        self._control = MutuallyExclusiveCallbackGroup()
+        self._select_srv = self.create_service(
+            SelectTarget, "~/select_target", self._on_select_target, callback_group=self._control
         )
+        self._stop_srv = self.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._control)
+        self._stop_target_srv = self.create_service(
+            StopTarget, "~/stop_target", self._on_stop_target, callback_group=self._control
+        )
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        if hasattr(self, "add_pre_set_parameters_callback"):  # Iron and newer; Humble refuses integers for floats
+            self.add_pre_set_parameters_callback(self._coerce_parameters)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ---------------------------------------------------------------------------------
-    # Set-up
+    # Parameters
     # ---------------------------------------------------------------------------------
 
     def _declare_parameters(self) -> dict[str, Any]:
+        """Declare every parameter; integer overrides of float ones (``lr:=1``) become floats."""
+        for name, override in list(self._parameter_overrides.items()):
+            value = coerce_integer(name, override.value)
+            if value is not override.value:
+                self._parameter_overrides[name] = Parameter(name, Parameter.Type.DOUBLE, value)
         values: dict[str, Any] = {}
         try:
             for spec in PARAMETERS:
-                if spec.name in PRESET_PARAMETERS:
-                    continue
-                values[spec.name] = self.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+                if spec.name not in PRESET_PARAMETERS:
+                    values[spec.name] = self.declare_parameter(spec.name, spec.default, spec.descriptor()).value
             try:
                 defaults = preset_defaults(values["preset"])
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from exc
             for spec in PARAMETERS:
                 if spec.name in PRESET_PARAMETERS:
-                    values[spec.name] = self.declare_parameter(
-                        spec.name, defaults[spec.name], spec.descriptor()
-                    ).value
+                    values[spec.name] = self.declare_parameter(spec.name, defaults[spec.name], spec.descriptor()).value
         except ParameterException as exc:
             raise ConfigurationError(f"invalid parameter: {exc}") from exc
         return values
 
-    def _load_model(self, config: TrackerConfig) -> None:
+    def _coerce_parameters(self, parameters: list[Parameter]) -> list[Parameter]:
+        coerced = []
+        for p in parameters:
+            value = coerce_integer(p.name, p.value)
+            coerced.append(p if value is p.value else Parameter(p.name, Parameter.Type.DOUBLE, value))
+        return coerced
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        candidate = dict(self._values)
+        candidate.update({p.name: coerce_integer(p.name, p.value) for p in parameters})
+        try:
+            validate_choices(candidate)
+            config, policy = tracker_config(candidate), target_policy(candidate)
+        except (ValueError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        with self._lock:
+            self._values = candidate
+            self._pending = {"config": config, "policy": policy}
+            if self._frames is not None:
+                self._frames.resize(candidate["frame_buffer_size"], candidate["frame_buffer_mb"] << 20)
+        return SetParametersResult(successful=True)
+
+    # ---------------------------------------------------------------------------------
+    # Lifecycle
+    # ---------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and create the publishers; FAILURE (reason logged) if unusable."""
+        try:
+            validate_choices(self._values)
+            config, policy = tracker_config(self._values), target_policy(self._values)
+            tracker = self._load_tracker(config)
+        except (ConfigurationError, ValueError) as exc:
+            self.configure_error = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._session = TargetSession(tracker, policy) if tracker is not None else None
+        self._outputs = OutputPublishers(self)
+        self._lifecycle_label = "inactive"
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the inputs and start the inference worker."""
+        self._frames = FrameStore(self._values["frame_buffer_size"], self._values["frame_buffer_mb"] << 20)
+        self._subscribe()
+        self._worker = threading.Thread(target=self._work, name="siammask_inference", daemon=True)
+        self._worker.start()
+        self._lifecycle_label = "active"
+        self.get_logger().info(
+            f"active: images from '{self._image_topic}' ({self._values['image_transport']}), model "
+            f"{self._model_name} on {self._device_name} (torch CPU threads: {torch.get_num_threads()}), "
+            f"preset {self._values['preset']}; select targets with {self.get_fully_qualified_name()}/select_target "
+            f"or on {self.get_fully_qualified_name()}/targets"
+        )
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe, stop the worker and forget the targets."""
+        self._stop_worker()
+        with self._lock:
+            if self._session is not None:
+                self._session.stop_all()
+            self._states.clear()
+        self._lifecycle_label = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the model and the publishers."""
+        self._release()
+        self._lifecycle_label = "unconfigured"
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        self._lifecycle_label = "finalized"
+        return super().on_shutdown(state)
+
+    def _load_tracker(self, config) -> MultiTargetTracker | None:
         if self._values["cpu_threads"] > 0:
             torch.set_num_threads(self._values["cpu_threads"])
         weights = self._values["weights"] or default_weights_path()
         if weights is None:
             self._unavailable = _NO_MODEL_HINT
             self.get_logger().error(self._unavailable)
-            return
-        self._tracker = _load_tracker(str(weights), self._values["device"], config)
-        self._model_name = str(weights)
+            return None
+        device = self._values["device"]
+        try:
+            model = build_siammask(arch=None, weights=str(weights), device=device, optimize=True)
+        except (CheckpointError, ValueError, RuntimeError) as exc:  # unreadable file, unknown arch, device
+            raise ConfigurationError(f"cannot run weights {str(weights)!r} on device {device!r}: {exc}") from exc
+        tracker = MultiTargetTracker(model, config)
+        self._model_name, self._device_name = str(weights), str(tracker.device)
+        return tracker
+
+    def _release(self) -> None:
+        with self._lock:
+            self._session = None
+        if self._outputs is not None:
+            self._outputs.destroy()
+            self._outputs = None
+        self._model_name = self._device_name = "none"
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _subscribe(self) -> None:
+        reliability = ReliabilityPolicy.RELIABLE if self._values["qos.reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        image_qos = QoSProfile(depth=self._values["qos.depth"], reliability=reliability, history=HistoryPolicy.KEEP_LAST)
+        compressed = self._values["image_transport"] == "compressed"
+        images, sensors = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        image_sub = self.create_subscription(
+            CompressedImage if compressed else Image, "image",
+            self._on_compressed if compressed else self._on_image, image_qos, callback_group=images,
+        )
+        self._image_topic = image_sub.topic_name
+        self._subscriptions = [
+            image_sub,
+            self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data, callback_group=sensors),
+            self.create_subscription(
+                CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data, callback_group=sensors
+            ),
+            self.create_subscription(Detection2DArray, "~/targets", self._on_targets, 10, callback_group=self._control),
+        ]
+
+    def _stop_worker(self) -> None:
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions = []
+        if self._frames is not None:
+            self._frames.close()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=30.0)
+        self._worker = None
 
     @property
-    def _device_name(self) -> str:
-        return str(self._tracker.device) if self._tracker is not None else "none"
-
-    def _create_interfaces(self) -> None:
-        reliability = (
-            ReliabilityPolicy.RELIABLE
-            if self._values["qos.reliability"] == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT
-        )
-        image_qos = QoSProfile(
-            depth=self._values["qos.depth"], reliability=reliability, history=HistoryPolicy.KEEP_LAST
-        )
-        images = MutuallyExclusiveCallbackGroup()
-        control = MutuallyExclusiveCallbackGroup()
-        self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos, callback_group=images)
-        self._target_sub = self.create_subscription(
-            Detection2D, "~/target", self._on_target, 10, callback_group=control
-        )
-        self._select_srv = self.create_service(
-            SelectTarget, "~/select_target", self._on_select_target, callback_group=control
-        )
-        self._stop_srv = self.create_service(Trigger, "~/stop", self._on_stop, callback_group=control)
-        self._mask_pub = self.create_publisher(Image, "~/mask", _OUTPUT_QOS)
-        self._detection_pub = self.create_publisher(Detection2D, "~/detection", _OUTPUT_QOS)
-        self._status_pub = self.create_publisher(TrackingStatus, "~/status", _OUTPUT_QOS)
-        self._debug_pub = self.create_publisher(Image, "~/debug_image", _OUTPUT_QOS)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+    def _active(self) -> bool:
+        return self._lifecycle_label == "active"
 
     # ---------------------------------------------------------------------------------
     # Inputs
     # ---------------------------------------------------------------------------------
 
-    def _on_image(self, msg: Image) -> None:
-        received = time.monotonic()
-        with self._state_lock:
-            self._stats.received += 1
+    _image_topic = "image"
+
+    def _on_image(self, msg: Image, info: dict) -> None:
         try:
             image, color_order = image_to_array(msg)
         except ImageConversionError as exc:
-            self._reject(exc.reason, f"ignoring image on '{self._image_sub.topic_name}': {exc}")
+            self._receive(None, info)
+            self._reject(exc.reason, f"ignoring image on '{self._image_topic}': {exc}")
             return
-        self._seq += 1  # only this callback's (mutually exclusive) group writes it
-        if self._frames.put(_Frame(self._seq, msg.header, image, color_order, received)):
-            with self._state_lock:
-                self._stats.dropped += 1
+        self._receive(Frame(0, msg.header, image, color_order, time.monotonic()), info, msg.encoding)
 
-    def _on_target(self, msg: Detection2D) -> None:
-        self._select(msg.bbox, stamp_key(msg.header.stamp), msg.id)  # logs the outcome
+    def _on_compressed(self, msg: CompressedImage, info: dict) -> None:
+        try:
+            image, color_order = decode_compressed(msg.format, msg.data)
+        except CompressedImageError as exc:
+            self._receive(None, info)
+            self._reject(exc.reason, f"ignoring compressed image on '{self._image_topic}': {exc}")
+            return
+        self._receive(Frame(0, msg.header, image, color_order, time.monotonic()), info, msg.format)
+
+    def _receive(self, frame: Frame | None, info: dict, encoding: str = "") -> None:
+        """Count a received image (and transport losses before it); store a usable one."""
+        self._stats.add("received")
+        self._transport.observe(info)
+        if frame is None or self._frames is None:
+            return
+        self._note_format(frame, encoding)
+        self._seq += 1  # only the image callback's (mutually exclusive) group writes it
+        if self._frames.put(frame._replace(seq=self._seq)):
+            self._stats.add("dropped")
+
+    def _note_format(self, frame: Frame, encoding: str) -> None:
+        image_format = (frame.image.shape, encoding)
+        if self._image_format is not None and image_format != self._image_format and self._states:
+            self._stats.add("image_format_changes")
+            self.get_logger().warn(
+                f"image format changed while tracking: {self._image_format[1]} {self._image_format[0]} -> "
+                f"{encoding} {frame.image.shape}; boxes are rescaled to the new size"
+            )
+        self._image_format = image_format
+
+    def _on_depth(self, msg: Image) -> None:
+        self._depth.add(stamp_to_ns(msg.header.stamp), msg)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info.add(stamp_to_ns(msg.header.stamp), msg)
 
     def _on_select_target(self, request: SelectTarget.Request, response: SelectTarget.Response):
-        ok, message, target_id = self._select(request.box, stamp_key(request.stamp), request.target_id)
+        ok, message, target_id = self._select(request)
         response.success, response.message, response.target_id = ok, message, target_id
         return response
 
-    def _on_stop(self, request: Trigger.Request, response: Trigger.Response):
-        with self._tracker_lock:
-            target, self._target = self._target, None
-            if self._tracker is not None:
-                self._tracker.reset()
-        response.success = True
-        response.message = f"stopped tracking {target.target_id}" if target else "already idle"
-        self.get_logger().info(response.message)
-        return response
-
-    def _select(self, box: BoundingBox2D, stamp: tuple[int, int], target_id: str) -> tuple[bool, str, str]:
-        """Start tracking ``box``; (success, message, target id). Never raises for bad input."""
-        found = self._frames.find(stamp)
-        if found is None:
-            return self._refuse(
-                "selection_no_image", f"no image received yet on '{self._image_sub.topic_name}'"
-            )
-        if self._tracker is None:
-            return self._refuse("selection_no_model", self._unavailable)
-        frame, exact = found
-        height, width = frame.image.shape[:2]
+    def _select(self, request: SelectTarget.Request) -> tuple[bool, str, str]:
+        """Start tracking ``request.box``; (success, message, target id). Never raises for bad input."""
+        frame, where = self._selection_frame(request)
+        if frame is None:
+            return False, where, ""
         try:
-            box_xywh = bbox_to_xywh(box, width, height)
-            with self._tracker_lock:
-                self._tracker.initialize(frame.image, box_xywh, frame.color_order)
-                self._target_count += 1
-                target_id = target_id or f"target_{self._target_count}"
-                self._target = _Target(target_id, frame.seq)
+            box_xywh = bbox_to_xywh(request.box, frame.image.shape[1], frame.image.shape[0])
+            with self._lock:
+                if self._session is None:
+                    return self._refuse("selection_no_model", self._unavailable or "no model loaded")
+                target_id, replaced = self._session.start(
+                    frame.image, frame.color_order, frame.seq, box_xywh, request.target_id, request.class_id
+                )
+                self._states[target_id] = TrackState.TRACKING
         except (InvalidSelectionError, InvalidBoxError, InvalidFrameError) as exc:
             return self._refuse("selection_invalid_box", f"unusable box: {exc}")
-        where = f"frame stamped {stamp_key(frame.header.stamp)}"
-        if not exact:
-            where = f"the newest frame ({where}): no buffered frame has stamp {stamp}"
+        except SelectionRefused as exc:
+            return self._refuse("selection_refused", str(exc))
         x, y, w, h = box_xywh
-        message = f"tracking {target_id} from box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f} on {where}"
+        verb = "re-initialised" if replaced else "tracking"
+        message = f"{verb} {target_id} from box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f} on {where}"
         self.get_logger().info(message)
         return True, message, target_id
 
-    def _refuse(self, reason: str, message: str) -> tuple[bool, str, str]:
-        with self._state_lock:
-            self._stats.rejected[reason] += 1
-        self.get_logger().warn(f"selection refused: {message}")
-        return False, message, ""
+    def _selection_frame(self, request: SelectTarget.Request) -> tuple[Frame | None, str]:
+        """The frame a selection starts on and how to name it, or (None, the refusal)."""
+        if not self._active or self._frames is None:
+            return None, self._refuse("selection_inactive", f"the node is {self._lifecycle_label}, not active")[1]
+        if request.image.width or request.image.height or len(request.image.data):
+            try:
+                image, color_order = image_to_array(request.image)
+            except ImageConversionError as exc:
+                return None, self._refuse("selection_invalid_box", f"unusable image in the request: {exc}")[1]
+            newest = self._frames.newest()
+            seq = newest.seq if newest is not None else 0
+            frame = Frame(seq, request.image.header, image, color_order, time.monotonic())
+            return frame, f"the image sent with the request (stamped {frame.stamp})"
+        stamp = (int(request.stamp.sec), int(request.stamp.nanosec))
+        lookup = self._frames.find(stamp)
+        if lookup.count == 0:
+            return None, self._refuse("selection_no_image", f"no image received yet on '{self._image_topic}'")[1]
+        if lookup.frame is not None:
+            return lookup.frame, f"the frame stamped {lookup.frame.stamp}"
+        if self._values["selection.fallback_to_newest"]:
+            newest = self._frames.newest()
+            return newest, f"the newest frame (stamped {newest.stamp}): no buffered frame has stamp {stamp}"
+        return None, self._refuse(
+            "selection_stale_stamp",
+            f"no buffered image has stamp {stamp}; {lookup.describe_range()} (send the image with the "
+            f"request, or set selection.fallback_to_newest to start on the newest image)",
+        )[1]
 
-    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
-        candidate = dict(self._values)
-        candidate.update({p.name: p.value for p in parameters})
-        try:
-            validate_choices(candidate)
-            config = tracker_config(candidate)
-        except ValueError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        with self._state_lock:
-            self._values = candidate
-            self._pending_config = config
-        self._frames.resize(candidate["frame_buffer_size"])
-        return SetParametersResult(successful=True)
+    def _on_targets(self, msg: Detection2DArray) -> None:
+        """Detections (from a detector or a person): start new targets, re-acquire known ones."""
+        if not self._active or self._frames is None or not msg.detections:
+            return
+        stamp = (int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
+        lookup = self._frames.find(stamp)
+        if lookup.frame is None:
+            self._reject("detection_stale_stamp", f"detections stamped {stamp} ignored: {lookup.describe_range()}")
+            return
+        frame = lookup.frame
+        offered = []
+        for detection in msg.detections:
+            try:
+                box = bbox_to_xywh(detection.bbox, frame.image.shape[1], frame.image.shape[0])
+            except InvalidSelectionError as exc:
+                self._reject("detection_refused", f"detection {detection.id!r} ignored: {exc}")
+                continue
+            class_id = detection.results[0].hypothesis.class_id if detection.results else ""
+            offered.append(OfferedDetection(box, detection.id, class_id))
+        with self._lock:
+            if self._session is None:
+                self._reject("selection_no_model", self._unavailable or "no model loaded")
+                return
+            decisions = self._session.offer(frame.image, frame.color_order, frame.seq, offered)
+            for decision in decisions:
+                self._stats.add(f"detections_{decision.action.value}")
+                if decision.action in (Action.STARTED, Action.REINITIALISED):
+                    self._states[decision.target_id] = TrackState.TRACKING
+                    self.get_logger().info(f"{decision.action.value} {decision.target_id} from ~/targets on frame {frame.stamp}")
+                elif decision.action is Action.REFUSED:
+                    self._reject("detection_refused", f"detection for {decision.target_id or 'a new target'} refused: {decision.message}")
+
+    def _on_stop(self, request: Trigger.Request, response: Trigger.Response):
+        with self._lock:
+            stopped = self._session.stop_all() if self._session is not None else []
+            self._states.clear()
+        response.success = True
+        response.message = f"stopped tracking {', '.join(stopped)}" if stopped else "already idle"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_stop_target(self, request: StopTarget.Request, response: StopTarget.Response):
+        if not request.target_id:
+            stopped = self._on_stop(Trigger.Request(), Trigger.Response())
+            response.success, response.message = stopped.success, stopped.message
+            return response
+        with self._lock:
+            try:
+                if self._session is None:
+                    raise KeyError(f"no target with id {request.target_id!r} (no model loaded)")
+                self._session.stop(request.target_id)
+                self._states.pop(request.target_id, None)
+                response.success, response.message = True, f"stopped tracking {request.target_id}"
+            except KeyError as exc:
+                response.success, response.message = False, exc.args[0]
+        self.get_logger().info(response.message)
+        return response
 
     # ---------------------------------------------------------------------------------
     # Inference worker
     # ---------------------------------------------------------------------------------
 
     def _work(self) -> None:
-        while (frame := self._frames.take()) is not None:
+        frames = self._frames
+        while (frame := frames.take()) is not None:
             try:
                 self._process(frame)
             except Exception as exc:  # the worker must survive anything one frame does
                 if not self.context.ok():
                     return  # shutting down: publishers are gone
-                self._reject("tracker_error", f"tracking failed on one frame: {type(exc).__name__}: {exc}")
+                message = f"tracking failed on the frame stamped {frame.stamp}: {type(exc).__name__}: {exc}"
+                self._stats.error(message)
+                self._reject("tracker_error", message)
 
-    def _process(self, frame: _Frame) -> None:
-        result, target = None, None
-        with self._tracker_lock:
-            self._apply_pending_config()
-            target = self._target
-            if target is not None and self._tracker is not None:
-                if frame.seq <= target.init_seq:  # not newer than the selection frame
-                    with self._state_lock:
-                        self._stats.dropped += 1
-                    return
+    def _process(self, frame: Frame) -> None:
+        with self._lock:
+            session, outputs = self._session, self._outputs
+            if outputs is None:
+                return
+            self._apply_pending(session)
+            reports: list[TargetReport] = []
+            if session is not None and len(session):
+                now_ns = stamp_to_ns(frame.header.stamp) or time.monotonic_ns()
                 try:
-                    result = self._tracker.track(frame.image, frame.color_order)
+                    reports = session.step(frame.image, frame.color_order, frame.seq, now_ns)
                 except InvalidFrameError as exc:
-                    self._reject("invalid_frame", f"cannot track on image: {exc}")
+                    self._reject("invalid_frame", f"cannot track on the image stamped {frame.stamp}: {exc}")
                     return
-                target.frames_since_lost = target.frames_since_lost + 1 if result.state is TrackState.LOST else 0
-        with self._state_lock:
-            self._stats.processed += 1
-        if result is None:
-            self._status_pub.publish(idle_status(frame.header, self._latency_ms(frame)))
-            self._publish_debug(frame, None)
-        else:
-            self._publish_result(frame, result, target)
+            self._stats.add("processed")
+            self._log_transitions(reports)
+            locations = self._locate(frame, reports)
+            latency_ms = (time.monotonic() - frame.received) * 1000.0
+            self._stats.latency(latency_ms)
+            outputs.publish(frame, reports, locations, latency_ms, self._values)
 
-    def _apply_pending_config(self) -> None:
-        with self._state_lock:
-            config, self._pending_config = self._pending_config, None
-        if config is not None and self._tracker is not None:
-            self._tracker.config = config
+    def _apply_pending(self, session: TargetSession | None) -> None:
+        pending, self._pending = self._pending, {}
+        if session is not None and pending:
+            session.tracker.config = pending["config"]
+            session.policy = pending["policy"]
 
-    def _publish_result(self, frame: _Frame, result: TrackResult, target: _Target) -> None:
-        values = self._values
-        if values["publish.mask"]:
-            mask = np.where(result.mask != 0, np.uint8(255), np.uint8(0))
-            self._mask_pub.publish(array_to_image(mask, "mono8", frame.header))
-        if values["publish.detection"]:
-            self._detection_pub.publish(detection_from_result(result, frame.header, target.target_id))
-        latency = self._latency_ms(frame)
-        self._status_pub.publish(
-            status_from_result(result, frame.header, target.target_id, target.frames_since_lost, latency)
-        )
-        self._publish_debug(frame, result)
+    def _log_transitions(self, reports: list[TargetReport]) -> None:
+        """One log line per state change of a target (TRACKING, LOST, IDLE with the reason)."""
+        for report in reports:
+            before = self._states.get(report.target_id)
+            if report.state is TrackState.IDLE:
+                self._states.pop(report.target_id, None)
+                self.get_logger().warn(f"target {report.target_id}: {before.name if before else '?'} -> IDLE: {report.reason}")
+            elif report.state is not before:
+                self._states[report.target_id] = report.state
+                self.get_logger().info(
+                    f"target {report.target_id}: {before.name if before else 'new'} -> {report.state.name} "
+                    f"(confidence {report.result.confidence:.3f}, search {report.result.search_size})"
+                )
 
-    def _publish_debug(self, frame: _Frame, result: TrackResult | None) -> None:
-        if not self._values["publish.debug_image"] or self._debug_pub.get_subscription_count() == 0:
-            return
-        image = to_bgr(frame.image, frame.color_order)
-        if result is not None:
-            image = draw_overlay(image, result)
-        self._debug_pub.publish(array_to_image(image, "bgr8", frame.header))
+    def _locate(self, frame: Frame, reports: list[TargetReport]) -> dict[str, TargetLocation]:
+        """3-D position and bearing of each tracked target, from depth and camera_info
+        matched to the frame by stamp; {} when there is no camera_info."""
+        if not reports or len(self._camera_info) == 0:
+            return {}
+        stamp = stamp_to_ns(frame.header.stamp)
+        tolerance = int(self._values["depth.sync_tolerance"] * 1e9)
+        info = self._camera_info.closest(stamp)
+        if info is None or not info.within(tolerance):
+            self._reject("depth_unmatched", describe_offset("camera_info", info.offset_ns, tolerance) if info else "no camera_info")
+            return {}
+        try:
+            camera = CameraModel.from_camera_info(info.item)
+            depth_m = self._matched_depth(stamp, tolerance)
+        except DepthConversionError as exc:
+            self._reject("depth_invalid", f"depth image ignored: {exc}")
+            depth_m = None
+        except ValueError as exc:
+            self._reject("camera_info_invalid", f"camera_info ignored: {exc}")
+            return {}
+        locations = {}
+        for report in reports:
+            if report.result is None or report.state is TrackState.IDLE:
+                continue
+            box = report.result.rotated_box
+            try:
+                locations[report.target_id] = locate_target(camera, depth_m, report.result.mask, (box.cx, box.cy))
+            except ValueError as exc:
+                self._reject("depth_invalid", f"no 3-D position for {report.target_id}: {exc}")
+        return locations
 
-    def _latency_ms(self, frame: _Frame) -> float:
-        latency = (time.monotonic() - frame.received) * 1000.0
-        with self._state_lock:
-            self._stats.latencies_ms.append(latency)
-        return latency
+    def _matched_depth(self, stamp: int, tolerance: int):
+        if len(self._depth) == 0:
+            return None
+        match = self._depth.closest(stamp)
+        if match is None or not match.within(tolerance):
+            self._reject("depth_unmatched", describe_offset("depth", match.offset_ns, tolerance) if match else "no depth")
+            return None
+        return depth_to_metres(match.item)
 
     # ---------------------------------------------------------------------------------
     # Reporting
     # ---------------------------------------------------------------------------------
 
+    def _refuse(self, reason: str, message: str) -> tuple[bool, str, str]:
+        self._reject(reason, f"selection refused: {message}")
+        return False, message, ""
+
     def _reject(self, reason: str, message: str) -> None:
-        """Count a rejected input and log it, at most once per LOG_THROTTLE_S per reason."""
-        now = time.monotonic()
-        with self._state_lock:
-            self._stats.rejected[reason] += 1
-            last, suppressed = self._throttle.get(reason, (-math.inf, 0))
-            if now - last < LOG_THROTTLE_S:
-                self._throttle[reason] = (last, suppressed + 1)
-                return
-            self._throttle[reason] = (now, 0)
-        more = f" ({suppressed} more like this in the last {LOG_THROTTLE_S:.0f} s)" if suppressed else ""
-        self.get_logger().warn(message + more)
+        """Count a rejected input and log it (throttled per reason)."""
+        line = self._stats.reject(reason, message)
+        if line is not None:
+            self.get_logger().warn(line)
+
+    def _state_summary(self) -> str:
+        if not self._active:
+            return self._lifecycle_label
+        states = list(self._states.values())
+        if not states:
+            return "idle"
+        lost = states.count(TrackState.LOST)
+        return f"tracking {len(states)} target(s)" + (f", {lost} lost" if lost else "")
 
     def _publish_diagnostics(self) -> None:
-        now = time.monotonic()
-        with self._state_lock:
-            stats = self._stats
-            latencies, stats.latencies_ms = stats.latencies_ms, []
-            received, processed, dropped = stats.received, stats.processed, stats.dropped
-            rejected = dict(stats.rejected)
-        last_time, last_received, last_processed = self._last_report
-        self._last_report = (now, received, processed)
-        elapsed = max(now - last_time, 1e-6)
-        target = self._target
-        state = self._tracker.state.value if self._tracker is not None and target is not None else "idle"
-
-        status = DiagnosticStatus()
-        status.name = f"{self.get_fully_qualified_name()}: tracking"
-        status.hardware_id = self._device_name
-        if self._tracker is None:
-            status.level, status.message = DiagnosticStatus.ERROR, self._unavailable
-        elif received == last_received:
-            status.level, status.message = DiagnosticStatus.WARN, "no images received"
-        else:
-            status.level, status.message = DiagnosticStatus.OK, state
-        entries = {
-            "state": state,
-            "target_id": target.target_id if target else "",
-            "input_rate_hz": f"{(received - last_received) / elapsed:.2f}",
-            "processed_rate_hz": f"{(processed - last_processed) / elapsed:.2f}",
-            "frames_received": str(received),
-            "frames_processed": str(processed),
-            "frames_dropped": str(dropped),
-            "latency_ms_mean": f"{np.mean(latencies):.1f}" if latencies else "",
-            "latency_ms_max": f"{np.max(latencies):.1f}" if latencies else "",
-            "device": status.hardware_id,
+        report = self._stats.take_report()
+        fatal = self._unavailable if self._active else ""
+        extra = {
+            "lifecycle_state": self._lifecycle_label,
+            "targets": ", ".join(f"{k}:{v.value}" for k, v in list(self._states.items())),
+            "device": self._device_name,
             "model": self._model_name,
+            "frames_missed_before_node": _count_or_unknown(self._transport.missed),
+            "frame_buffer_bytes": str(self._frames.buffered_bytes if self._frames else 0),
         }
-        for reason in (
-            "unsupported_encoding", "truncated_data", "empty_image", "invalid_frame", "tracker_error",
-            "selection_no_model", "selection_no_image", "selection_invalid_box",
-        ):
-            entries[f"rejected_{reason}"] = str(rejected.get(reason, 0))
-        status.values = [KeyValue(key=key, value=value) for key, value in entries.items()]
-        array = DiagnosticArray()
+        status = diagnostic_status(
+            f"{self.get_fully_qualified_name()}: tracking", self._device_name, report, self._state_summary(), fatal, extra
+        )
+        array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [status]
         self._diagnostics_pub.publish(array)
 
     def destroy_node(self) -> None:
-        self._frames.close()
-        if self._worker.is_alive():
-            self._worker.join(timeout=10.0)
+        self._stop_worker()
         super().destroy_node()
 
 
+def _count_or_unknown(count: int | None) -> str:
+    return "unknown" if count is None else str(count)
+
+
 def main(args: list[str] | None = None) -> int:
-    """Run the node until Ctrl-C or shutdown; exit status 1 on a configuration error."""
+    """Run the node until Ctrl-C or shutdown; exit status 1 when it cannot configure at start-up."""
     rclpy.init(args=args)
     node = None
     status = 0
     try:
         node = TrackerNode()
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise ConfigurationError(node.configure_error or "configure failed")
+            node.trigger_activate()
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         executor.spin()

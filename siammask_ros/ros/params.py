@@ -14,15 +14,19 @@ from typing import Any, Union
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
+from siammask_ros.ros.targets import TargetPolicy
 from siammask_ros.tracker.config import PRESETS, LongTermConfig, TrackerConfig, preset
 
 __all__ = [
+    "FLOAT_PARAMETERS",
     "PARAMETERS",
     "PARAMETER_NAMES",
     "PRESET_PARAMETERS",
     "ParamSpec",
     "RUNTIME_PARAMETERS",
+    "coerce_integer",
     "preset_defaults",
+    "target_policy",
     "tracker_config",
     "validate_choices",
 ]
@@ -51,6 +55,11 @@ class ParamSpec:
     constraints: str = ""
     float_range: tuple[float, float] | None = None
     int_range: tuple[int, int, int] | None = None  # from, to, step
+
+    @property
+    def is_float(self) -> bool:
+        """A floating-point parameter, which also takes integer values (``lr:=1``)."""
+        return self.float_range is not None or isinstance(self.default, float)
 
     def descriptor(self) -> ParameterDescriptor:
         descriptor = ParameterDescriptor(
@@ -104,8 +113,26 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "precision", "fp32",
-        "Network precision. Only fp32 is implemented (fp16 on CUDA is planned). Needs a restart.",
+        "Network precision. Only fp32 is implemented. Needs a restart.",
         read_only=True, choices=("fp32",),
+    ),
+    ParamSpec(
+        "autostart", True,
+        "Configure and activate the lifecycle node at start-up (no lifecycle manager needed). "
+        "False: wait for ~/change_state (configure loads the model, activate starts inference).",
+        read_only=True,
+    ),
+    ParamSpec(
+        "image_transport", "raw",
+        "Input images: raw (sensor_msgs/Image on `image`) or compressed "
+        "(sensor_msgs/CompressedImage jpeg/png on `image`: remap it to <camera topic>/compressed). "
+        "Needs a restart.",
+        read_only=True, choices=("raw", "compressed"),
+    ),
+    ParamSpec(
+        "max_targets", 8,
+        "Most targets tracked at once; selections beyond it are refused with the reason.",
+        int_range=(1, 255, 1),
     ),
     ParamSpec(
         "seg_threshold", None,
@@ -151,6 +178,49 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int_range=(255, 1279, 8),
     ),
     ParamSpec(
+        "long_term.max_lost_duration", 0.0,
+        "Give up on a target LOST for this many seconds (image time): it is reported IDLE "
+        "with the reason and dropped. 0 = search forever.",
+        float_range=(0.0, 86400.0),
+    ),
+    ParamSpec(
+        "selection.fallback_to_newest", False,
+        "A selection whose stamp is not buffered starts on the newest image instead of being "
+        "refused. Off by default: the target may have moved since.",
+    ),
+    ParamSpec(
+        "detections.reinit", "when_lost",
+        "When a detection on ~/targets for a known target id re-initialises it: always, "
+        "when_lost (only while LOST) or never (detections only start new targets).",
+        choices=("always", "when_lost", "never"),
+    ),
+    ParamSpec(
+        "detections.min_iou", 0.0,
+        "With detections.reinit=always, a TRACKING target is re-initialised only by a "
+        "detection overlapping its box by at least this IoU (0 = no gate).",
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
+        "detections.match_class", True,
+        "A detection never re-initialises or continues a target of another class_id.",
+    ),
+    ParamSpec(
+        "detections.associate_iou", 0.3,
+        "A detection without an id continues the tracked target of its class it overlaps "
+        "most, when that IoU reaches this value; otherwise it starts a new target.",
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
+        "depth.sync_tolerance", 0.05,
+        "Largest stamp difference (s) between an image and the depth / camera_info used with it.",
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
+        "follow.target_id", "",
+        "Target published on ~/target_pose (while TRACKING with a 3-D position); empty = the "
+        "first TRACKING target.",
+    ),
+    ParamSpec(
         "qos.reliability", "best_effort",
         "Reliability of the image subscription: best_effort (sensor data) or reliable. Needs a restart.",
         read_only=True, choices=("best_effort", "reliable"),
@@ -165,8 +235,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Number of recent frames kept so that a selection can start on the frame it was drawn on.",
         int_range=(1, 300, 1),
     ),
-    ParamSpec("publish.mask", True, "Publish ~/mask (mono8, 0/255, image size)."),
-    ParamSpec("publish.detection", True, "Publish ~/detection (vision_msgs/Detection2D, rotated box)."),
+    ParamSpec(
+        "frame_buffer_mb", 256,
+        "Bound on the memory of those frames in MiB (the oldest go first; 30 4K frames are 750 MiB).",
+        int_range=(1, 16384, 1),
+    ),
+    ParamSpec(
+        "publish.mask", True,
+        "Publish ~/mask: mono8 label image, each target's pixels hold its mask_label.",
+    ),
     ParamSpec(
         "publish.debug_image", True,
         "Publish ~/debug_image (bgr8 overlay); drawn only while someone subscribes.",
@@ -174,6 +251,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS)
+FLOAT_PARAMETERS: frozenset[str] = frozenset(spec.name for spec in PARAMETERS if spec.is_float)
 RUNTIME_PARAMETERS: tuple[str, ...] = tuple(spec.name for spec in PARAMETERS if not spec.read_only)
 _BY_NAME = {spec.name: spec for spec in PARAMETERS}
 
@@ -211,3 +289,23 @@ def tracker_config(values: Mapping[str, Any]) -> TrackerConfig:
         "search_size": int(values["long_term.search_size"]),
     }
     return base.with_changes(**changes)
+
+
+def coerce_integer(name: str, value: Any) -> Any:
+    """``value`` as a float when ``name`` is a float parameter given an integer (``lr:=1``,
+    ``lr: 1`` in yaml); anything else unchanged (bools are not integers here)."""
+    if name in FLOAT_PARAMETERS and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def target_policy(values: Mapping[str, Any]) -> TargetPolicy:
+    """The TargetPolicy for a full set of parameter values (ValueError names the value)."""
+    return TargetPolicy(
+        max_targets=int(values["max_targets"]),
+        max_lost_duration_s=float(values["long_term.max_lost_duration"]),
+        reinit=values["detections.reinit"],
+        reinit_min_iou=float(values["detections.min_iou"]),
+        match_class=bool(values["detections.match_class"]),
+        associate_iou=float(values["detections.associate_iou"]),
+    )
