@@ -11,7 +11,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import BoundingBox2D
 
-from siammask_ros.msg import TrackingStatus
+from siammask_ros.msg import TrackedTarget
 from siammask_ros.ros.conversions import (
     CLASS_ID,
     EmptyImageError,
@@ -21,13 +21,16 @@ from siammask_ros.ros.conversions import (
     UnsupportedEncodingError,
     array_to_image,
     bbox_to_xywh,
-    detection_from_result,
-    idle_status,
+    detection_from_report,
+    detections_from_reports,
     image_to_array,
+    label_image,
     rotated_box_to_bbox,
     stamp_key,
-    status_from_result,
+    tracked_target,
+    tracking_result,
 )
+from siammask_ros.ros.targets import TargetReport
 from siammask_ros.tracker.result import RotatedBox, TrackResult, TrackState
 
 PAD_BYTE = 0xEE
@@ -215,39 +218,67 @@ def test_rotated_box_to_bbox_keeps_theta_and_width_side():
     assert (msg.size_x, msg.size_y) == (pytest.approx(40.0), pytest.approx(10.0))
 
 
-def result(state: TrackState, confidence: float = 0.93) -> TrackResult:
+def result(state: TrackState, confidence: float = 0.93, mask: np.ndarray | None = None) -> TrackResult:
     box = rotated(70.0, 30.0, 40.0, 10.0, -0.5)
-    return TrackResult(state, confidence, (70.0, 30.0), (38.0, 12.0), box, np.zeros((4, 4), np.uint8), 255)
+    mask = np.zeros((4, 4), np.uint8) if mask is None else mask
+    return TrackResult(state, confidence, (70.0, 30.0), (38.0, 12.0), box, mask, 255)
 
 
-def test_detection_from_result():
-    msg = detection_from_result(result(TrackState.TRACKING), header(), "t7")
+def report(state: TrackState, target_id: str = "t7", label: int = 3, **fields) -> TargetReport:
+    mask = np.zeros((4, 4), np.uint8)
+    mask[1:3, 1:3] = 1
+    return TargetReport(target_id, "person", label, state, result(state, mask=mask), **fields)
+
+
+def test_detections_hold_only_tracking_targets_with_their_class_and_no_pixel_pose():
+    msg = detections_from_reports([report(TrackState.TRACKING), report(TrackState.LOST, "t8")], header())
     assert msg.header.stamp.sec == 12 and msg.header.frame_id == "camera_optical"
-    assert msg.id == "t7"
-    assert msg.bbox.center.theta == pytest.approx(-0.5)
-    assert (msg.bbox.size_x, msg.bbox.size_y) == (pytest.approx(40.0), pytest.approx(10.0))
-    assert len(msg.results) == 1
-    assert msg.results[0].hypothesis.class_id == CLASS_ID == "target"
-    assert msg.results[0].hypothesis.score == pytest.approx(0.93)
-    assert msg.results[0].pose.pose.position.x == pytest.approx(70.0)
+    (detection,) = msg.detections
+    assert detection.id == "t7" and detection.header.frame_id == "camera_optical"
+    assert detection.bbox.center.theta == pytest.approx(-0.5)
+    assert (detection.bbox.size_x, detection.bbox.size_y) == (pytest.approx(40.0), pytest.approx(10.0))
+    assert detection.results[0].hypothesis.class_id == "person"
+    assert detection.results[0].hypothesis.score == pytest.approx(0.93)
+    assert detection.results[0].pose.pose.position.x == 0.0  # a metric field: never pixels
+    assert detections_from_reports([report(TrackState.LOST)], header()).detections == []
+
+
+def test_a_target_without_class_is_published_as_target():
+    unnamed = TargetReport("t1", "", 1, TrackState.TRACKING, result(TrackState.TRACKING))
+    assert detection_from_report(unnamed, header()).results[0].hypothesis.class_id == CLASS_ID == "target"
 
 
 @pytest.mark.parametrize(
-    "state, code", [(TrackState.TRACKING, TrackingStatus.TRACKING), (TrackState.LOST, TrackingStatus.LOST)]
+    "state, code", [(TrackState.TRACKING, TrackedTarget.TRACKING), (TrackState.LOST, TrackedTarget.LOST)]
 )
-def test_status_from_result(state, code):
-    msg = status_from_result(result(state, 0.4), header(), "t7", frames_since_lost=3, latency_ms=12.5)
-    assert msg.state == code
-    assert (msg.target_id, msg.search_size, msg.frames_since_lost) == ("t7", 255, 3)
-    assert msg.confidence == pytest.approx(0.4)
-    assert msg.latency_ms == pytest.approx(12.5)
-    assert msg.header.frame_id == "camera_optical"
+def test_tracked_target_fields(state, code):
+    msg = tracked_target(
+        report(state, frames_since_lost=3, time_since_lost_ns=1_250_000_000), position=(0.1, -0.2, 2.0),
+        bearing=(0.0, 0.0, 1.0),
+    )
+    assert (msg.id, msg.class_id, msg.state, msg.search_size, msg.frames_since_lost) == ("t7", "person", code, 255, 3)
+    assert (msg.time_since_lost.sec, msg.time_since_lost.nanosec) == (1, 250_000_000)
+    assert msg.confidence == pytest.approx(0.93) and msg.mask_area == 4 and msg.mask_label == 3
+    assert msg.has_position and (msg.position.x, msg.position.y, msg.position.z) == (0.1, -0.2, 2.0)
+    assert msg.has_bearing and msg.bearing.z == 1.0
+    bare = tracked_target(report(state))
+    assert not bare.has_position and not bare.has_bearing
 
 
-def test_idle_status():
-    msg = idle_status(header(sec=3), latency_ms=1.5)
-    assert msg.state == TrackingStatus.IDLE == 0
-    assert msg.target_id == "" and msg.header.stamp.sec == 3
+def test_an_idle_target_keeps_its_reason_and_has_no_mask_label():
+    msg = tracked_target(report(TrackState.IDLE, reason="lost for 5.0 s"))
+    assert (msg.state, msg.reason, msg.mask_label) == (TrackedTarget.IDLE, "lost for 5.0 s", 0)
+
+
+def test_tracking_result_and_label_image():
+    reports = [report(TrackState.TRACKING, "a", label=1), report(TrackState.LOST, "b", label=2)]
+    reports[1].result.mask[:] = 0
+    reports[1].result.mask[0, 0] = 1
+    labels = label_image(reports, 4, 4)
+    assert labels.dtype == np.uint8 and labels[1, 1] == 1 and labels[0, 0] == 2 and labels[3, 3] == 0
+    msg = tracking_result(header(sec=3), [tracked_target(r) for r in reports], latency_ms=1.5)
+    assert [t.id for t in msg.targets] == ["a", "b"] and msg.header.stamp.sec == 3
+    assert msg.latency_ms == pytest.approx(1.5)
 
 
 def test_stamp_key():
