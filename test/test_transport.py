@@ -6,6 +6,7 @@ Fast DDS profile (config/fastdds_large_images.xml).
 """
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,17 @@ def test_config_rejects_bad_limits(field, value):
         TransportLossConfig(**{field: value})
 
 
+def test_stats_can_be_read_while_a_callback_thread_feeds_the_counter():
+    counter = TransportLossCounter()
+    sequences = [s for s in range(1, 20001) if s % 10]
+    feeder = threading.Thread(target=feed, args=(counter, [info(s) for s in sequences]))
+    feeder.start()
+    while feeder.is_alive():
+        counter.stats()  # must not fail on a deque changing underneath
+    feeder.join()
+    assert counter.stats().missed == 1999
+
+
 # Real rclpy over rmw_fastrtps_cpp, two processes.
 
 SMALL, LARGE = (64, 48), (1920, 1080)
@@ -187,3 +199,4 @@ def test_shipped_profile_loads_carries_large_frames_and_talks_to_a_participant_w
                                          subscriber_profile=profile)
     assert reverse["subscriber_shm_segment"] >= 64 * 2**20 > reverse["publisher_shm_segment"]
     assert reverse["received"] > 0
+

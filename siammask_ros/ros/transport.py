@@ -28,6 +28,7 @@ counts a lost *fragmented* sample (larger than 64 KB) with an int32 overflow: ch
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -113,15 +114,21 @@ class TransportLossCounter:
 
     reports_message_lost: the subscription has a message-lost event callback that feeds
     :meth:`record_message_lost` (then lost_in_transport starts at 0, not unknown).
+    Thread-safe: callbacks may feed it while another thread reads :meth:`stats`.
     """
 
     def __init__(self, config: TransportLossConfig | None = None, reports_message_lost: bool = False) -> None:
         self.config = config or TransportLossConfig()
         self.reports_message_lost = reports_message_lost
+        self._lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
         """Forget everything: counts, publishers and DDS's lost total (a new subscription starts at 0)."""
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
         self._streams: list[_Stream] = []
         self._received = 0
         self._missed = 0
@@ -136,6 +143,10 @@ class TransportLossCounter:
         """Account for one taken message; raises TypeError when message_info is no mapping."""
         if not isinstance(message_info, Mapping):
             raise TypeError(f"message_info must be a mapping (rclpy's dict), got {type(message_info).__name__}")
+        with self._lock:
+            self._observe(message_info)
+
+    def _observe(self, message_info: Mapping) -> None:
         self._received += 1
         sequence = _integer(message_info.get("publication_sequence_number"))
         source_ns = _integer(message_info.get("source_timestamp"))
@@ -163,14 +174,15 @@ class TransportLossCounter:
         An implausible event (a change of 2**31 - 1 or more, a total of 2**31 or more, a
         total that went down) makes lost_in_transport unknown until :meth:`reset`.
         """
-        plausible = (
-            0 <= total_count < _INT32_LIMIT and 0 <= total_count_change < _INT32_LIMIT - 1
-            and (self._lost_total is None or total_count >= self._lost_total)
-        )
-        if not plausible or self._lost_unreliable:
-            self._lost_unreliable, self._lost_total = True, None
-            return
-        self._lost_total = total_count
+        with self._lock:
+            plausible = (
+                0 <= total_count < _INT32_LIMIT and 0 <= total_count_change < _INT32_LIMIT - 1
+                and (self._lost_total is None or total_count >= self._lost_total)
+            )
+            if not plausible or self._lost_unreliable:
+                self._lost_unreliable, self._lost_total = True, None
+                return
+            self._lost_total = total_count
 
     @property
     def missed(self) -> int | None:
@@ -179,17 +191,18 @@ class TransportLossCounter:
 
     def stats(self) -> TransportStats:
         """A snapshot of the counts and rates."""
-        missed, lost = self.missed, self._lost_total
-        skipped = max(0, missed - lost) if missed is not None and lost is not None else None
-        return TransportStats(
-            received=self._received,
-            missed=missed,
-            lost_in_transport=lost,
-            skipped_in_queue=skipped,
-            publishers=len(self._streams),
-            publication_hz=self._publication_hz(),
-            reception_hz=self._reception_hz(),
-        )
+        with self._lock:
+            missed, lost = self.missed, self._lost_total
+            skipped = max(0, missed - lost) if missed is not None and lost is not None else None
+            return TransportStats(
+                received=self._received,
+                missed=missed,
+                lost_in_transport=lost,
+                skipped_in_queue=skipped,
+                publishers=len(self._streams),
+                publication_hz=self._publication_hz(),
+                reception_hz=self._reception_hz(),
+            )
 
     def _matching_stream(self, sequence: int, source_ns: int | None) -> _Stream | None:
         """The stream this sample continues: the closest one below it whose jump is plausible."""
