@@ -4,8 +4,9 @@
 
 Shows the image topic in a window. Press SPACE (or s) to freeze the current frame, drag a
 box around the target, and press ENTER or SPACE to send it to the tracker's
-``~/select_target`` service (c cancels the box). The request carries the frozen frame's
-stamp, so the tracker starts on that very frame. Press q or ESC to quit.
+``~/select_target`` service (c cancels the box). The request carries the frozen frame
+itself, so the tracker starts on that very frame however long the selection took. Press
+q or ESC to quit.
 
 Needs an OpenCV build with a GUI (the ``opencv-python`` wheel or the distribution's
 python3-opencv); ``opencv-python-headless`` has none, and the tool says so.
@@ -121,14 +122,16 @@ class _Selector:
             if key in _KEYS_QUIT:
                 return 0
             if key in _KEYS_SELECT and msg is not None:
-                self._select(frame, msg.header.stamp)
+                self._select(frame, msg)
         return 0
 
-    def _select(self, frame: np.ndarray, stamp) -> None:
+    def _select(self, frame: np.ndarray, image) -> None:
         x, y, w, h = cv2.selectROI(WINDOW, frame, showCrosshair=True, fromCenter=False)
         if w <= 0 or h <= 0:
             return
-        request = self._request_type(stamp=stamp, target_id=self._args.target_id)
+        # The frozen image travels with the request: however long the box took to draw,
+        # the tracker starts on the very frame it was drawn on.
+        request = self._request_type(stamp=image.header.stamp, image=image, target_id=self._args.target_id)
         request.box.center.position.x, request.box.center.position.y = x + w / 2, y + h / 2
         request.box.size_x, request.box.size_y = float(w), float(h)
         log = self._node.get_logger()
