@@ -267,7 +267,8 @@ def test_parameter_descriptors_are_complete():
             assert all(choice in descriptor.additional_constraints for choice in spec.choices)
     read_only = {spec.name for spec in PARAMETERS if spec.read_only}
     assert read_only == {
-        "weights", "preset", "device", "cpu_threads", "precision", "qos.reliability", "qos.depth"
+        "weights", "preset", "device", "cpu_threads", "precision", "qos.reliability", "qos.depth",
+        "autostart", "image_transport",
     }
     (search,) = [s for s in PARAMETERS if s.name == "long_term.search_size"]
     low, high, step = search.int_range
