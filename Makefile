@@ -21,8 +21,9 @@ test: setup colcon  ## the whole test suite, CPU only, ROS processes in a privat
 demo: setup  ## track the bundled clip with the bundled model; writes results/demo.mp4
 	@$(PY) -m siammask_ros.cli.demo --output-dir results
 
-bench: setup  ## per-stage timing of one tracking step (255 and lost-mode 831)
+bench: setup  ## per-stage timing of one tracking step (255 and lost-mode 831), then backends x targets with ratios
 	@$(PY) -m siammask_ros.cli.bench
+	@$(PY) -m siammask_ros.cli.bench_backends --output-dir results/bench
 
 eval: setup  ## accuracy of the bundled model on held-out synthetic sequences
 	@$(PY) -m siammask_ros.eval

@@ -103,6 +103,16 @@ class TorchBackend:
         batch = RefineInputs(*(torch.cat(parts) for parts in zip(*crops)))
         return torch.sigmoid(refine.fuse(batch)).float().cpu().numpy()
 
+    def warm_up(self, search_sizes: Sequence[int], batch: int = 1) -> None:
+        """Run template, every search size and the refinement once (first-call costs:
+        allocator, oneDNN/cuDNN kernel selection), so a node's first frame is not slow."""
+        templates = self.template([np.zeros((127, 127, 3), np.uint8)] * batch)
+        for size in search_sizes:
+            out = self.track([np.zeros((size, size, 3), np.uint8)] * batch, templates)
+            self.refine([_row(out, i) for i in range(batch)], [(0, 0)] * batch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def _to_tensor(self, patches: Sequence[np.ndarray]) -> Tensor:
         """uint8 HxWx3 BGR patches -> (B, 3, H, W) float 0..255 on the model's device."""
         patches = [patch if patch.flags.writeable else patch.copy() for patch in patches]
@@ -169,6 +179,7 @@ class OnnxRuntimeBackend:
         self._arch = ""
         self._sessions: dict[str, object] = {}
         self._windows = Refine.windows
+        self.chunk = 4  # most rows per search call
 
     @classmethod
     def from_model(
@@ -207,11 +218,17 @@ class OnnxRuntimeBackend:
         return torch.from_numpy(features)
 
     def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
-        batch = np.stack(patches)
-        feed = {"patches": batch, "template": templates.numpy()}
-        cls, loc, corr, p0, p1, p2 = self._search_session(batch.shape[1]).run(None, feed)
-        as_tensor = torch.from_numpy
-        return SearchOutput(as_tensor(cls), as_tensor(loc), as_tensor(corr), (as_tensor(p0), as_tensor(p1), as_tensor(p2)))
+        batch, rows = np.stack(patches), templates.numpy()
+        session = self._search_session(batch.shape[1])
+        # The graph's correlation costs rows^2 (see export); chunks keep it linear.
+        parts = [
+            session.run(None, {"patches": batch[i : i + self.chunk], "template": rows[i : i + self.chunk]})
+            for i in range(0, len(batch), self.chunk)
+        ]
+        cls, loc, corr, p0, p1, p2 = (
+            torch.from_numpy(arrays[0] if len(arrays) == 1 else np.concatenate(arrays)) for arrays in zip(*parts)
+        )
+        return SearchOutput(cls, loc, corr, (p0, p1, p2))
 
     def refine(self, rows: Sequence[SearchOutput], positions: Sequence[Position]) -> np.ndarray:
         _check_rows(rows, positions)
@@ -306,14 +323,16 @@ def make_backend(
     device: str = "auto",
     threads: int | None = None,
 ) -> Backend:
-    """The backend called ``name`` (``BACKENDS``) around ``model``; onnxruntime exports it
-    to a temporary directory first and warms every search size up.
+    """The backend called ``name`` (``BACKENDS``) around ``model``, warmed up at every
+    search size; onnxruntime exports the network to a temporary directory first.
 
     Raises:
         ValueError: unknown name or device.
     """
     if name == "torch":
-        return TorchBackend(model, None if device == "auto" else device)
+        torch_backend = TorchBackend(model, None if device == "auto" else device)
+        torch_backend.warm_up(search_sizes)
+        return torch_backend
     if name == "onnxruntime":
         backend = OnnxRuntimeBackend.from_model(model, arch, search_sizes, device=device, threads=threads)
         backend.warm_up(search_sizes)

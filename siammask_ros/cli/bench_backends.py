@@ -1,0 +1,287 @@
+"""``make bench``: tracking-step time per backend, precision, search size and target count,
+as ratios to the torch fp32 path, and the accuracy guard of every fast path.
+
+For each search size (255 and the lost-mode size) and each number of targets (one batched
+network call for all of them), the whole ``MultiTargetTracker.track`` step is timed with
+each backend; the backends take turns step by step, so a load that changes during the run
+(other jobs on the machine) affects them alike and the ratios stay comparable. Medians.
+
+Rows:
+    torch        fp32 (fp16 too on CUDA), batch norm folded, channels-last: today's path
+    onnxruntime  fp32 graphs from ``siammask-export``, providers TensorRT > CUDA > CPU
+    reference    the published loop's way: network as loaded, fp32, full-frame mask warp
+
+``first ms`` is the first step after the backend was built and warmed up at load.
+``--output-dir`` also writes ``results.csv``, ``results.md`` and ``bench.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from siammask_ros.model import build_siammask, default_weights_path, load_checkpoint, resolve_device
+from siammask_ros.model.backends import make_backend
+from siammask_ros.tracker.config import LongTermConfig, TrackerConfig
+from siammask_ros.tracker.multi import MultiTargetTracker
+
+from .bench import _cpu_name, _grid_boxes, _textured_frame
+
+LOAD_CAVEAT = (
+    "Medians of interleaved steps; on a machine shared with other jobs absolute times drift, "
+    "ratios less so. Re-run on an idle machine for published numbers."
+)
+
+
+@dataclass
+class Row:
+    arch: str
+    backend: str
+    precision: str
+    search: int
+    targets: int
+    step_ms: float
+    per_target_ms: float
+    first_ms: float
+    ratio: float  # torch fp32 step time / this step time (same arch, search, targets)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the network, timed against the others."""
+
+    backend: str
+    precision: str
+    make: Callable[[TrackerConfig], MultiTargetTracker]
+
+
+def _variants(arch: str, weights: Path | None, device: torch.device, sizes: list[int], backends: list[str],
+              precisions: list[str], reference: bool, threads: int | None) -> list[Variant]:  # fmt: skip
+    variants = []
+    for backend in backends:
+        for precision in precisions:
+            if precision == "fp16" and (device.type != "cuda" or backend != "torch"):
+                continue  # fp16 only for torch on CUDA (slower than fp32 on the CPU)
+            model = build_siammask(arch, weights=weights, device=device, optimize=True)
+            if precision == "fp16":
+                model = model.half()
+            net = make_backend(backend, model, arch, sizes, device=str(device), threads=threads)
+            variants.append(Variant(backend, precision, lambda config, net=net: MultiTargetTracker(net, config)))
+    if reference:
+        plain = build_siammask(arch, weights=weights, device=device)
+        variants.append(Variant("reference", "fp32", lambda config: MultiTargetTracker(
+            plain, config, region_limited_mask=False)))  # fmt: skip
+    return variants
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return 1000.0 * (time.perf_counter() - start)
+
+
+def bench_case(variants: list[Variant], search: int, targets: int, frame: np.ndarray, repeats: int,
+               device: torch.device) -> dict[int, tuple[float, float]]:  # fmt: skip
+    """(median step ms, first step ms) per variant index, steps interleaved."""
+    lost = search != 255
+    config = TrackerConfig(long_term=LongTermConfig(enabled=lost, search_size=max(search, 255)))
+    height, width = frame.shape[:2]
+    trackers = []
+    for variant in variants:
+        tracker = variant.make(config)
+        for box in _grid_boxes(targets, width, height):
+            tracker.add_target(frame, box)
+        trackers.append(tracker)
+
+    def step(tracker: MultiTargetTracker) -> Callable[[], object]:
+        def run() -> object:
+            if lost:
+                for target_id in tracker.target_ids:
+                    tracker.mark_lost(target_id)  # keep every target on the lost-mode search
+            return tracker.track(frame)
+
+        return run
+
+    first = {i: _timed(step(t), device) for i, t in enumerate(trackers)}
+    times: dict[int, list[float]] = {i: [] for i in range(len(trackers))}
+    for _ in range(repeats):
+        for i, tracker in enumerate(trackers):
+            times[i].append(_timed(step(tracker), device))
+    return {i: (statistics.median(times[i]), first[i]) for i in times}
+
+
+def run_guard(arch: str, weights: Path | None, device: torch.device, variants: list[Variant],
+              frames: int) -> list[tuple[str, object]]:  # fmt: skip
+    """Each variant against the fp32 torch network as loaded, on the demo clip."""
+    from siammask_ros.eval.guard import compare_on_clip, demo_clip
+
+    clip = demo_clip(max_frames=frames)
+    reference = build_siammask(arch, weights=weights, device=device)
+    results = []
+    for variant in variants:
+        if variant.backend == "reference":
+            continue
+
+        def single(config: TrackerConfig, variant: Variant = variant) -> object:
+            return _Single(variant.make(config))
+
+        result = compare_on_clip(lambda config: _Single(MultiTargetTracker(reference, config)), single, clip)
+        results.append((f"{variant.backend} {variant.precision}", result))
+    return results
+
+
+class _Single:
+    """A one-target view of a MultiTargetTracker, for the guard's single-tracker runs."""
+
+    def __init__(self, tracker: MultiTargetTracker) -> None:
+        self.tracker = tracker
+
+    def initialize(self, frame: np.ndarray, box: tuple[float, ...]) -> object:
+        return self.tracker.add_target(frame, box, target_id="t")
+
+    def track(self, frame: np.ndarray) -> object:
+        return self.tracker.track(frame)["t"]
+
+
+def write_outputs(rows: list[Row], out: Path, header: str) -> None:
+    """``results.csv``, ``results.md`` and ``bench.png`` (bars: step ms per variant)."""
+    out.mkdir(parents=True, exist_ok=True)
+    fields = list(asdict(rows[0]))
+    with (out / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    lines = [header, "", "| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
+    lines += ["| " + " | ".join(_fmt(v) for v in asdict(r).values()) + " |" for r in rows]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    cv2.imwrite(str(out / "bench.png"), plot_rows(rows))
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def plot_rows(rows: list[Row], width: int = 1100, bar_height: int = 18) -> np.ndarray:
+    """A horizontal bar chart of step times (log-free, longest bar = full width), drawn
+    with OpenCV so the bench needs no plotting library."""
+    label_w, margin = 430, 10
+    height = margin * 2 + bar_height * len(rows) + 30
+    image = np.full((height, width, 3), 255, np.uint8)
+    longest = max(r.step_ms for r in rows)
+    colours = {"torch": (180, 119, 31), "onnxruntime": (14, 127, 255), "reference": (100, 100, 100)}
+    for k, r in enumerate(rows):
+        y = margin + k * bar_height
+        label = f"{r.arch} {r.search} x{r.targets} {r.backend} {r.precision}"
+        cv2.putText(image, label, (margin, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        length = int((width - label_w - 120) * r.step_ms / longest)
+        cv2.rectangle(image, (label_w, y + 2), (label_w + max(length, 1), y + bar_height - 3),
+                      colours.get(r.backend, (0, 0, 0)), -1)  # fmt: skip
+        cv2.putText(image, f"{r.step_ms:.1f} ms  x{r.ratio:.2f}", (label_w + length + 5, y + 13),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
+    cv2.putText(image, "median tracking step (ms), ratio = torch fp32 / row", (margin, height - 12),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
+    return image
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="siammask-bench-backends", description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", nargs="+", default=None,
+                        help="architectures (default: the bundled model's, with its weights)")
+    parser.add_argument("--weights", type=Path, default=None, help="checkpoint (only with one --arch)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: %(default)s)")
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=["torch", "onnxruntime"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"],
+                        help="fp16 runs only for torch on CUDA (default: %(default)s)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[255, 831], help="search sizes")
+    parser.add_argument("--targets", type=int, nargs="+", default=[1, 4, 16], help="targets per step")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per case and variant")
+    parser.add_argument("--frame", default="640x480", help="frame WIDTHxHEIGHT (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and onnxruntime")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference-style rows")
+    parser.add_argument("--guard-frames", type=int, default=40,
+                        help="demo-clip frames for the accuracy guard; 0 skips it (default: %(default)s)")
+    parser.add_argument("--output-dir", type=Path, default=None, help="write results.csv/.md and bench.png here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        print(f"siammask-bench: {exc}", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if min(args.targets) < 1 or args.repeats < 1:
+        print("--targets and --repeats need values >= 1", file=sys.stderr)
+        return 2
+    weights = args.weights
+    if args.arch is None:
+        weights = weights or default_weights_path()
+        archs = [load_checkpoint(weights).arch or "siammask_mnv2"]
+    else:
+        archs = args.arch
+    if weights is not None and len(archs) != 1:
+        print("--weights needs exactly one --arch", file=sys.stderr)
+        return 2
+    width, height = (int(v) for v in args.frame.lower().split("x"))
+    frame = _textured_frame(width, height)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    import onnxruntime
+
+    header = (f"device {device} ({name}), torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+              f"{torch.get_num_threads()} torch threads, frame {width}x{height}, median of {args.repeats}")  # fmt: skip
+    print(header)
+    print(LOAD_CAVEAT)
+    rows: list[Row] = []
+    guard_ok = True
+    print(f"{'arch':<14} {'backend':<12} {'prec':<5} {'search':>6} {'tgts':>4} {'step ms':>8} {'/tgt':>7} "
+          f"{'first':>7} {'ratio':>6}")  # fmt: skip
+    for arch in archs:
+        variants = _variants(arch, weights, device, args.sizes, args.backends, args.precisions,
+                             not args.no_reference, args.threads)  # fmt: skip
+        for search in args.sizes:
+            for targets in args.targets:
+                reference_too = targets == 1  # the reference-style mode: one target, as the published loop
+                chosen = [v for v in variants if v.backend != "reference" or reference_too]
+                times = bench_case(chosen, search, targets, frame, args.repeats, device)
+                base = next((times[i][0] for i, v in enumerate(chosen)
+                             if v.backend == "torch" and v.precision == "fp32"), float("nan"))  # fmt: skip
+                for i, variant in enumerate(chosen):
+                    step, first = times[i]
+                    row = Row(arch, variant.backend, variant.precision, search, targets, step, step / targets,
+                              first, base / step)  # fmt: skip
+                    rows.append(row)
+                    print(f"{arch:<14} {row.backend:<12} {row.precision:<5} {search:>6} {targets:>4} "
+                          f"{step:>8.1f} {row.per_target_ms:>7.1f} {first:>7.1f} {row.ratio:>6.2f}", flush=True)
+        if args.guard_frames > 0:
+            for label, result in run_guard(arch, weights, device, variants, args.guard_frames):
+                guard_ok &= result.holds
+                print(f"guard {arch} {label}: demo clip, {result.frames} frames: box IoU {result.box_iou:.4f} "
+                      f"mask IoU {result.mask_iou:.4f} -> {'holds' if result.holds else 'FAILS'}")  # fmt: skip
+    if args.output_dir is not None:
+        write_outputs(rows, args.output_dir, header)
+        print(f"wrote {args.output_dir / 'results.md'}, results.csv and bench.png")
+    return 0 if guard_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
