@@ -193,3 +193,106 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class RotatingScene:
+    """An elongated, striped ellipse turning in place on a cluttered, textured background.
+
+    Upright (angle 0) the ellipse's short axis lies along the image x axis, so its true
+    rotated box is ``(2 * axes[0], 2 * axes[1])`` at ``angle(i)``, in the convention of
+    ``RotatedBox``: radians from +x towards +y (clockwise on screen), ``width`` the side
+    the angle turns +x onto. The angle follows ``max_angle * sin(2 pi i / period)``: 0,
+    up to +max_angle, back through 0 to -max_angle and back. The stripes and speckle are
+    painted in the object's own frame, so they turn with it; the background is fixed.
+
+    ``render(i)`` gives frame ``i`` (BGR uint8) and the object's boolean mask;
+    ``box(i)`` the mask's axis-aligned box ``(x, y, w, h)`` for initialising a tracker.
+    """
+
+    def __init__(
+        self,
+        width: int = 320,
+        height: int = 240,
+        axes: tuple[float, float] = (18.0, 60.0),
+        max_angle: float = np.radians(60.0),
+        period: int = 120,
+        seed: int = 0,
+    ) -> None:
+        if not (0 < axes[0] < axes[1]):
+            raise ValueError(f"axes must be (short, long) semi-axes with 0 < short < long, got {axes}")
+        if 2 * axes[1] + 4 > min(width, height):
+            raise ValueError(f"an ellipse with semi-axes {axes} does not fit a {width}x{height} frame at every angle")
+        self.width, self.height, self.period = width, height, period
+        self.axes, self.max_angle = (float(axes[0]), float(axes[1])), float(max_angle)
+        self.center = (width / 2, height / 2)
+        rng = np.random.default_rng(seed)
+        self._background = self._cluttered_background(rng)
+        self._texture = self._striped_texture(rng)
+
+    def angle(self, i: int) -> float:
+        """True angle of frame ``i`` in radians."""
+        return float(self.max_angle * np.sin(2 * np.pi * i / self.period))
+
+    def _cluttered_background(self, rng: np.random.Generator) -> np.ndarray:
+        # Smooth colour blotches (16 px cells; pixel-scale noise is harder than real
+        # backgrounds for the bundled model) under blocks and bars of other colours.
+        noise = rng.integers(80, 176, (self.height // 16 + 1, self.width // 16 + 1, 3), dtype=np.uint8)
+        base = cv2.resize(noise, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
+        # The blocks stay off the disc the object sweeps: the bundled model's masks leak
+        # into touching blocks, and this scene is about the box's orientation.
+        keep_out = self.axes[1] + 8
+        placed = 0
+        while placed < 25:
+            x, y = int(rng.integers(0, self.width)), int(rng.integers(0, self.height))
+            w, h = int(rng.integers(6, self.width // 5)), int(rng.integers(6, self.height // 5))
+            nearest_x = min(max(self.center[0], x), x + w)
+            nearest_y = min(max(self.center[1], y), y + h)
+            if np.hypot(nearest_x - self.center[0], nearest_y - self.center[1]) < keep_out:
+                continue
+            color = tuple(int(c) for c in rng.integers(30, 220, 3))
+            cv2.rectangle(base, (x, y), (x + w, y + h), color, -1)
+            placed += 1
+        return base
+
+    def _striped_texture(self, rng: np.random.Generator) -> np.ndarray:
+        """Object-frame texture, centred: bands across the long axis plus speckle."""
+        side = 2 * int(np.ceil(self.axes[1])) + 3
+        rows = np.arange(side)[:, None]
+        bands = np.broadcast_to((rows // 6) % 2, (side, side))
+        texture = np.empty((side, side, 3), np.uint8)
+        texture[...] = (30, 60, 220)  # red-orange
+        texture[bands == 1] = (225, 225, 40)  # cyan-ish
+        texture[:, side // 2 - 2 : side // 2 + 2] = (20, 20, 20)  # a dark spine along the long axis
+        texture += rng.integers(0, 20, texture.shape, dtype=np.uint8)
+        return texture
+
+    def _object_to_frame(self, angle: float) -> np.ndarray:
+        """2x3 affine from texture pixels to frame pixels for ``angle``."""
+        c, s = np.cos(angle), np.sin(angle)
+        rotation = np.array([[c, -s], [s, c]])  # turns +x towards +y by ``angle``
+        texture_centre = (self._texture.shape[1] - 1) / 2
+        shift = np.asarray(self.center) - rotation @ np.array([texture_centre, texture_centre])
+        return np.hstack([rotation, shift[:, None]])
+
+    def mask(self, i: int) -> np.ndarray:
+        """The object's boolean mask in frame ``i`` (pixel centres inside the ellipse)."""
+        angle = self.angle(i)
+        yy, xx = np.mgrid[0 : self.height, 0 : self.width].astype(np.float64)
+        dx, dy = xx - self.center[0], yy - self.center[1]
+        c, s = np.cos(angle), np.sin(angle)
+        u, v = c * dx + s * dy, -s * dx + c * dy  # object frame: u along the width side
+        return (u / self.axes[0]) ** 2 + (v / self.axes[1]) ** 2 <= 1.0
+
+    def box(self, i: int) -> tuple[float, float, float, float]:
+        """Axis-aligned box ``(x, y, w, h)`` of the mask in frame ``i``."""
+        ys, xs = np.nonzero(self.mask(i))
+        return float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)
+
+    def render(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        mask = self.mask(i)
+        placed = cv2.warpAffine(
+            self._texture, self._object_to_frame(self.angle(i)), (self.width, self.height), flags=cv2.INTER_LINEAR
+        )
+        frame = self._background.copy()
+        frame[mask] = placed[mask]
+        return frame, mask

@@ -23,10 +23,23 @@ class TrackState(str, enum.Enum):
 class RotatedBox:
     """A box rotated about its centre, in frame pixels.
 
-    ``angle`` (radians, in [-pi/2, pi/2)) rotates the image +x axis onto the ``width``
-    side, positive towards +y: clockwise on screen because image y points down. This is
-    vision_msgs/BoundingBox2D's convention (``center.theta``, ``size_x`` = width).
-    ``corners`` is a (4, 2) float64 array of (x, y) in drawing order.
+    ``angle`` (radians, in (-pi, pi]) is the rotation that takes the image +x axis onto
+    the direction of the ``width`` side, positive from +x towards +y: clockwise on
+    screen because image y points down. This is vision_msgs/BoundingBox2D's convention
+    (``center.theta``, ``size_x`` = width). ``corners`` is a (4, 2) float64 array of
+    (x, y) in drawing order; which corner comes first says nothing about ``width``.
+
+    One rectangle has four such descriptions (``width``/``height`` swapped with the
+    angle turned by pi/2, and the angle turned by pi). The trackers publish the one
+    that continues the previous frame's box (``box_orientation.continue_box``): the
+    physical side that was ``width`` stays ``width`` and the angle changes by the
+    rectangle's turn, so a target turning past +-pi/4 is not relabelled. Only angle
+    differences modulo 2*pi are meaningful (the value wraps at +-pi). Where there is
+    no previous box (the first tracked frame, a re-detection after LOST, the frame
+    after a held box) the box is canonical (``box_orientation.canonical_box``):
+    ``width`` is the side closest to the image x axis, angle in [-pi/4, pi/4).
+    ``from_corners`` itself takes ``width`` from ``corners[0] -> corners[1]`` and
+    folds the angle into [-pi/2, pi/2).
     """
 
     cx: float

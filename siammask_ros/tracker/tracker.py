@@ -17,6 +17,7 @@ import torch
 from siammask_ros.model import SearchOutput, SiamMask
 from siammask_ros.model.backends import Backend, as_backend
 
+from .box_orientation import canonical_box, continue_box
 from .config import TrackerConfig
 from .geometry import (
     apply_prediction,
@@ -50,6 +51,9 @@ class _Sequence:
     size: tuple[float, float]
     frame_size: tuple[int, int]  # (W, H) of the last frame seen
     lost: bool = False
+    # The last mask frame's published box, which the next one continues (same physical
+    # side as width, nearest angle); None before the first one and after a held box.
+    published_box: RotatedBox | None = None
 
 
 class _Grid(NamedTuple):
@@ -204,8 +208,15 @@ class _Stepper:
         return self.backend.refine([output], [(choice.row, choice.col)])[0]
 
     def finish(self, seq: _Sequence, plan: _Plan, choice: _Choice, prob: np.ndarray | None) -> TrackResult:
-        """Update ``seq`` and report the frame; ``prob`` is None when the choice does not publish."""
+        """Update ``seq`` and report the frame; ``prob`` is None when the choice does not publish.
+
+        The rotated box of a frame with a mask continues the previous one (see
+        ``RotatedBox``); it is canonical on the first frame after ``start`` (whose box is
+        axis-aligned, so continuing it would give the same), after a held box, and on a
+        re-detection: a lost target found again by the long-term search.
+        """
         cfg, long_term = self._config, self._config.long_term
+        was_lost = seq.lost
         frame_w, frame_h = seq.frame_size
         if prob is None:
             # Too weak to be the target: hold the state, publish nothing.
@@ -226,6 +237,12 @@ class _Stepper:
             seq.lost = True
         elif choice.confidence > long_term.confidence_high:
             seq.lost = False
+        if prob is not None:
+            redetected = long_term.enabled and was_lost and not seq.lost
+            previous = None if redetected else seq.published_box
+            rotated_box = canonical_box(rotated_box) if previous is None else continue_box(rotated_box, previous)
+        # A held box (no mask) says nothing about the orientation: the next one starts afresh.
+        seq.published_box = None if prob is None else rotated_box
         return TrackResult(
             state=TrackState.LOST if seq.lost else TrackState.TRACKING,
             confidence=choice.confidence,
