@@ -72,16 +72,31 @@ def _variants(arch: str, weights: Path | None, device: torch.device, sizes: list
         for precision in precisions:
             if precision == "fp16" and (device.type != "cuda" or backend != "torch"):
                 continue  # fp16 only for torch on CUDA (slower than fp32 on the CPU)
-            model = build_siammask(arch, weights=weights, device=device, optimize=True)
+            model = _build(arch, weights, device, optimize=True)
             if precision == "fp16":
                 model = model.half()
             net = make_backend(backend, model, arch, sizes, device=str(device), threads=threads)
             variants.append(Variant(backend, precision, lambda config, net=net: MultiTargetTracker(net, config)))
     if reference:
-        plain = build_siammask(arch, weights=weights, device=device)
+        plain = _build(arch, weights, device)
         variants.append(Variant("reference", "fp32", lambda config: MultiTargetTracker(
             plain, config, region_limited_mask=False)))  # fmt: skip
     return variants
+
+
+def _build(arch: str, weights: Path | None, device: torch.device, optimize: bool = False) -> torch.nn.Module:
+    """The network; without weights the same seeded random initialisation every time, so
+    every variant of an architecture computes the same function."""
+    torch.manual_seed(0)
+    return build_siammask(arch, weights=weights, device=device, optimize=optimize)
+
+
+def _weights_for(arch: str, weights: Path | None) -> Path | None:
+    """``weights`` when they hold ``arch``, else None (timing does not depend on weights)."""
+    if weights is None:
+        return None
+    recorded = load_checkpoint(weights).arch
+    return weights if recorded in (None, arch) else None
 
 
 def _sync(device: torch.device) -> None:
@@ -133,7 +148,7 @@ def run_guard(arch: str, weights: Path | None, device: torch.device, variants: l
     from siammask_ros.eval.guard import compare_on_clip, demo_clip
 
     clip = demo_clip(max_frames=frames)
-    reference = build_siammask(arch, weights=weights, device=device)
+    reference = _build(arch, weights, device)
     results = []
     for variant in variants:
         if variant.backend == "reference":
@@ -203,8 +218,9 @@ def plot_rows(rows: list[Row], width: int = 1100, bar_height: int = 18) -> np.nd
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siammask-bench-backends", description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=None,
-                        help="architectures (default: the bundled model's, with its weights)")
-    parser.add_argument("--weights", type=Path, default=None, help="checkpoint (only with one --arch)")
+                        help="architectures (default: the bundled model's); those the weights do not "
+                             "hold run with a seeded random initialisation")
+    parser.add_argument("--weights", type=Path, default=None, help="checkpoint (default: the bundled model)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: %(default)s)")
     parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=["torch", "onnxruntime"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"],
@@ -230,25 +246,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()  # onnxruntime gets as many CPU threads as torch: a fair ratio
     if min(args.targets) < 1 or args.repeats < 1:
         print("--targets and --repeats need values >= 1", file=sys.stderr)
         return 2
-    weights = args.weights
-    if args.arch is None:
-        weights = weights or default_weights_path()
-        archs = [load_checkpoint(weights).arch or "siammask_mnv2"]
-    else:
-        archs = args.arch
-    if weights is not None and len(archs) != 1:
-        print("--weights needs exactly one --arch", file=sys.stderr)
-        return 2
+    weights = args.weights or default_weights_path()
+    archs = args.arch or [load_checkpoint(weights).arch or "siammask_mnv2"]
     width, height = (int(v) for v in args.frame.lower().split("x"))
     frame = _textured_frame(width, height)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     import onnxruntime
 
     header = (f"device {device} ({name}), torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
-              f"{torch.get_num_threads()} torch threads, frame {width}x{height}, median of {args.repeats}")  # fmt: skip
+              f"{threads} CPU threads (torch and onnxruntime), frame {width}x{height}, median of {args.repeats}")  # fmt: skip
     print(header)
     print(LOAD_CAVEAT)
     rows: list[Row] = []
@@ -256,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'arch':<14} {'backend':<12} {'prec':<5} {'search':>6} {'tgts':>4} {'step ms':>8} {'/tgt':>7} "
           f"{'first':>7} {'ratio':>6}")  # fmt: skip
     for arch in archs:
-        variants = _variants(arch, weights, device, args.sizes, args.backends, args.precisions,
-                             not args.no_reference, args.threads)  # fmt: skip
+        arch_weights = _weights_for(arch, weights)
+        print(f"{arch}: {arch_weights or 'random weights (seeded)'}")
+        variants = _variants(arch, arch_weights, device, args.sizes, args.backends, args.precisions,
+                             not args.no_reference, threads)  # fmt: skip
         for search in args.sizes:
             for targets in args.targets:
                 reference_too = targets == 1  # the reference-style mode: one target, as the published loop
@@ -273,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{arch:<14} {row.backend:<12} {row.precision:<5} {search:>6} {targets:>4} "
                           f"{step:>8.1f} {row.per_target_ms:>7.1f} {first:>7.1f} {row.ratio:>6.2f}", flush=True)
         if args.guard_frames > 0:
-            for label, result in run_guard(arch, weights, device, variants, args.guard_frames):
+            for label, result in run_guard(arch, arch_weights, device, variants, args.guard_frames):
                 guard_ok &= result.holds
                 print(f"guard {arch} {label}: demo clip, {result.frames} frames: box IoU {result.box_iou:.4f} "
                       f"mask IoU {result.mask_iou:.4f} -> {'holds' if result.holds else 'FAILS'}")  # fmt: skip

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The whole GPU benchmark and accuracy guard, ResNet-50 and the bundled architecture, in one go.
+#
+#   scripts/gpu_bench.sh OUTDIR [--device cuda|cuda:N|cpu] [--repeats N] [--targets N ...]
+#                               [--sizes S ...] [--guard-frames N]
+#
+# Needs only python3 with CUDA PyTorch, onnxruntime(-gpu), onnx and OpenCV: no ROS, no venv
+# (PYTHON=... picks another interpreter). Writes OUTDIR/environment.txt, OUTDIR/export.txt
+# (ONNX export check), OUTDIR/results.md, results.csv, bench.png and OUTDIR/bench.log.
+# Exit status: non-zero when the export check or the accuracy guard fails.
+# The test suite runs it with --device cpu and tiny counts so that it cannot rot.
+set -euo pipefail
+
+if [[ $# -lt 1 || $1 == -* ]]; then
+    echo "usage: $0 OUTDIR [--device DEV] [--repeats N] [--targets N ...] [--sizes S ...] [--guard-frames N]" >&2
+    exit 2
+fi
+OUT=$1
+shift
+DEVICE=cuda
+REPEATS=10
+TARGETS=(1 4 16)
+SIZES=(255 831)
+GUARD=60
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --device) DEVICE=$2; shift 2 ;;
+        --repeats) REPEATS=$2; shift 2 ;;
+        --guard-frames) GUARD=$2; shift 2 ;;
+        --targets|--sizes)
+            option=$1; shift; values=()
+            while [[ $# -gt 0 && $1 != --* ]]; do values+=("$1"); shift; done
+            if [[ $option == --targets ]]; then TARGETS=("${values[@]}"); else SIZES=("${values[@]}"); fi ;;
+        *) echo "$0: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+cd "$ROOT"
+
+"$PY" - > "$OUT/environment.txt" <<'PYEOF'
+import platform, cv2, torch, onnxruntime
+print("python", platform.python_version(), platform.machine())
+print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
+if torch.cuda.is_available():
+    print("gpu", torch.cuda.get_device_name(0))
+print("onnxruntime", onnxruntime.__version__, "providers", onnxruntime.get_available_providers())
+print("opencv", cv2.__version__)
+PYEOF
+cat "$OUT/environment.txt"
+
+# Export check of the bundled model (every graph against torch on the same inputs).
+"$PY" -m siammask_ros.cli.export --output-dir "$OUT/onnx" --search-sizes "${SIZES[@]}" | tee "$OUT/export.txt"
+
+"$PY" -m siammask_ros.cli.bench_backends --device "$DEVICE" --arch siammask_r50 siammask_mnv2 \
+    --sizes "${SIZES[@]}" --targets "${TARGETS[@]}" --repeats "$REPEATS" --guard-frames "$GUARD" \
+    --output-dir "$OUT" 2>&1 | tee "$OUT/bench.log"
+exit "${PIPESTATUS[0]}"
