@@ -11,7 +11,9 @@ setup:  ## .venv with pinned deps, ROS 2 Jazzy wheels, this package built by CMa
 colcon: setup  ## build with colcon as on a robot: install/ (setup.bash), build files in build/colcon
 	@bash scripts/colcon_build.sh
 
-colcon-test: colcon  ## `colcon test` of the ROS-free test modules (CMakeLists.txt); CTEST_ARGS="-R test_io" selects
+# The modules that start no ROS processes, by default; CTEST_ARGS= runs all, "-R test_io" one.
+CTEST_ARGS ?= -LE ros_processes
+colcon-test: colcon  ## `colcon test` through ament_cmake_pytest (CMakeLists.txt), in the network namespace
 	@$(ISOLATE) bash scripts/colcon_build.sh test $(CTEST_ARGS)
 
 # colcon first: test/test_colcon_install.py starts the node from install/.

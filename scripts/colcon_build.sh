@@ -7,7 +7,7 @@
 #
 #   scripts/colcon_build.sh                      build
 #   scripts/colcon_build.sh test [CTEST ARGS]    `colcon test` of that build (CMakeLists.txt,
-#                                                BUILD_TESTING), e.g. `test -R test_io`
+#                                                BUILD_TESTING), e.g. `test -LE ros_processes`
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,11 +53,13 @@ numpy_include="/proc/self/root$("$venv/bin/python" -c 'import numpy; print(numpy
 if [ "${1:-}" = test ]; then
   # `colcon test` of the last build (make colcon-test runs `make colcon` first, outside
   # the network namespace isolate.sh makes, since pip may need the network). Extra
-  # arguments go to ctest, e.g. `-R test_package_xml`.
+  # arguments go to ctest, e.g. `-R test_package_xml` or `-LE ros_processes`.
   shift
   ctest_args=()
   [ $# -eq 0 ] || ctest_args=(--ctest-args "$@")
-  log "colcon test ${*:-(all ROS-free test modules)}"
+  log "colcon test ${*:-(all test modules)}"
+  # Results of earlier runs would otherwise be reported again by test-result.
+  "${colcon[@]}" test-result --test-result-base "$root/build/colcon" --delete-yes > /dev/null
   "${colcon[@]}" test "${common[@]}" --event-handlers console_direct- summary+ "${ctest_args[@]}"
   exec "${colcon[@]}" test-result --test-result-base "$root/build/colcon" --verbose
 fi
