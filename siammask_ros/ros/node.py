@@ -36,7 +36,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
-from vision_msgs.msg import BoundingBox2D, Detection2DArray
+from vision_msgs.msg import Detection2DArray
 
 from siammask_ros.io.compressed import CompressedImageError, decode_compressed
 from siammask_ros.model import CheckpointError, build_siammask, default_weights_path
