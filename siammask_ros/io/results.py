@@ -30,7 +30,10 @@ def result_to_record(frame_index: int, result: TrackResult) -> dict[str, Any]:
 
     Floats keep their full precision (``json`` writes the shortest repr that reads back
     to the same double). A non-finite value becomes None, so the output stays standard
-    JSON. Angles are radians, as in :class:`~siammask_ros.tracker.result.RotatedBox`.
+    JSON. ``rotated_box`` is the published description of the ``polygon``'s rectangle,
+    as in :class:`~siammask_ros.tracker.result.RotatedBox`: ``angle`` in radians in
+    (-pi, pi], positive from +x towards +y, turning +x onto the ``width`` side, which
+    stays the same physical side from frame to frame (so compare angles modulo 2*pi).
     """
     box = result.rotated_box
     return {

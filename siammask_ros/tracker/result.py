@@ -33,10 +33,11 @@ class RotatedBox:
     angle turned by pi/2, and the angle turned by pi). The trackers publish the one
     that continues the previous frame's box (``box_orientation.continue_box``): the
     physical side that was ``width`` stays ``width`` and the angle changes by the
-    rectangle's turn, so a target turning past +-pi/4 is not relabelled. Only angle
-    differences modulo 2*pi are meaningful (the value wraps at +-pi). Where there is
-    no previous box (the first tracked frame, a re-detection after LOST, the frame
-    after a held box) the box is canonical (``box_orientation.canonical_box``):
+    rectangle's turn, so a target turning past +-pi/4 is not relabelled (near that
+    tie an elongated box keeps its long side's name). Compare angles modulo 2*pi: a
+    target turning on wraps from pi to just above -pi. Where there is no previous box (the
+    first tracked frame, the frame after a held box, a re-detection by the long-term
+    search) the box is canonical (``box_orientation.canonical_box``):
     ``width`` is the side closest to the image x axis, angle in [-pi/4, pi/4).
     ``from_corners`` itself takes ``width`` from ``corners[0] -> corners[1]`` and
     folds the angle into [-pi/2, pi/2).
