@@ -153,9 +153,9 @@ class ReferenceTracker:
         x_crop = self.subwindow(im, self.pos, instance, round(s_x), self.avg)
         with torch.no_grad():
             out = self.net.track(x_crop, self.zf)
-            delta = out.loc.permute(1, 2, 3, 0).contiguous().view(4, -1).numpy().copy()
+            delta = out.loc.permute(1, 2, 3, 0).contiguous().view(4, -1).cpu().numpy().copy()
             score = F.softmax(out.cls.permute(1, 2, 3, 0).contiguous().view(2, -1).permute(1, 0), dim=1)
-            score = score[:, 1].numpy()
+            score = score[:, 1].cpu().numpy()
         delta[0, :] = delta[0, :] * anchor[:, 2] + anchor[:, 0]
         delta[1, :] = delta[1, :] * anchor[:, 3] + anchor[:, 1]
         delta[2, :] = np.exp(delta[2, :]) * anchor[:, 2]
@@ -188,7 +188,7 @@ class ReferenceTracker:
                                 self.sz[1] * (1 - lr) + pred_in_crop[3] * lr])
             _, delta_y, delta_x = np.unravel_index(best, (5, score_size, score_size))
             with torch.no_grad():
-                mask = torch.sigmoid(self.net.refine_mask(out, int(delta_y), int(delta_x))).squeeze().numpy()
+                mask = torch.sigmoid(self.net.refine_mask(out, int(delta_y), int(delta_x))).squeeze().cpu().numpy()
             s = crop_box[2] / instance
             sub_box = [crop_box[0] + (delta_x - 8 / 2) * 8 * s, crop_box[1] + (delta_y - 8 / 2) * 8 * s,
                        s * 127, s * 127]

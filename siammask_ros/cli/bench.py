@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.targets is not None and min(args.targets) < 1:
         parser.error(f"--targets needs counts >= 1, got {args.targets}")
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        parser.error(str(exc))
     width, height = (int(v) for v in args.frame.lower().split("x"))
     frame = _textured_frame(width, height)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="siammask-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path("results"),
                         help="where demo.mp4 and demo.jsonl go (default: %(default)s)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     args = parser.parse_args(argv)
     if not DEMO_SPEC.is_file():
         print(f"siammask-demo: error: {DEMO_SPEC} not found (run from a full checkout)", file=sys.stderr)

@@ -57,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no weights: pass --weights (the bundled checkpoint is not installed)", file=sys.stderr)
         return 2
     arch = args.arch or load_checkpoint(weights).arch or "siammask_mnv2"
-    model = build_siammask(arch, weights=weights, device=args.device, optimize=True)
+    try:
+        model = build_siammask(arch, weights=weights, device=args.device, optimize=True)
+    except (ValueError, RuntimeError) as exc:  # no such device, or the network did not load onto it
+        print(f"siammask eval: {exc}", file=sys.stderr)
+        return 2
     base = preset(args.preset)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in modes:

@@ -142,6 +142,19 @@ def _relu_convs(*channels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _padded_window(feature: Tensor, top: int, left: int, side: int, pad: int) -> Tensor:
+    """``F.pad(feature, (pad,) * 4)[..., top + pad : +side, left + pad : +side]`` without
+    padding the whole map: slice the part inside it, then zero-pad only what the window
+    needs (same values; the refine step no longer copies every skip feature per frame)."""
+    height, width = feature.shape[-2:]
+    # Clamp to the padded extent, as slicing the padded map would.
+    y0, x0 = max(top, -pad), max(left, -pad)
+    y1, x1 = min(top + side, height + pad), min(left + side, width + pad)
+    inner = feature[:, :, max(y0, 0) : max(min(y1, height), 0), max(x0, 0) : max(min(x1, width), 0)]
+    pads = (max(-x0, 0), max(x1 - max(width, x0), 0), max(-y0, 0), max(y1 - max(height, y0), 0))
+    return F.pad(inner, pads) if any(pads) else inner
+
+
 class Refine(nn.Module):
     """SiamMask "sharp" refinement: a 127x127 mask from one score-map position.
 
@@ -192,8 +205,7 @@ class Refine(nn.Module):
             raise ValueError(f"position (row={row}, col={col}) is outside the {rows}x{cols} score map")
         crops = []
         for feature, (pad, stride, side) in zip(skips, self.windows):
-            top, left = stride * row, stride * col
-            window = F.pad(feature, (pad, pad, pad, pad))[:, :, top : top + side, left : left + side]
+            window = _padded_window(feature, stride * row - pad, stride * col - pad, side, pad)
             if window.shape[-2:] != (side, side):
                 raise ValueError(
                     f"a {tuple(feature.shape[-2:])} feature map is too small for a {rows}x{cols} "

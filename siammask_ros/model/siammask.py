@@ -22,7 +22,15 @@ from .mobilenet import siammask_mnv2
 from .resnet import NormLayer, siammask_resnet50
 from .weights import CheckpointMismatchError, load_checkpoint, load_weights
 
-__all__ = ["ARCHITECTURES", "SearchOutput", "SiamMask", "build_siammask", "resolve_device", "siammask_r50"]
+__all__ = [
+    "ARCHITECTURES",
+    "SearchOutput",
+    "SiamMask",
+    "build_siammask",
+    "resolve_device",
+    "siammask_r50",
+    "use_fp32_numerics",
+]
 
 
 class SearchOutput(NamedTuple):
@@ -174,6 +182,9 @@ def build_siammask(
         ValueError: unknown ``arch`` or unavailable ``device``.
         CheckpointError: the checkpoint is missing, unreadable, for another architecture, or
             does not match the network key for key and shape for shape.
+        RuntimeError: the network could not be moved to the device or folded (message says which).
+
+    On CUDA this applies the fp32 numerics policy (``use_fp32_numerics``: no TF32).
     """
     checkpoint = load_checkpoint(weights) if weights is not None else None
     if arch is None:
@@ -189,5 +200,29 @@ def build_siammask(
                 layout=checkpoint.layout,
             )
         load_weights(model, checkpoint)
-    model = model.to(target).eval()
-    return optimize_for_inference(model) if optimize else model
+    if target.type == "cuda":
+        use_fp32_numerics()
+    try:
+        model = model.to(target).eval()
+    except RuntimeError as exc:  # out of memory, a CUDA build that lacks this GPU's architecture, ...
+        raise RuntimeError(f"could not move the {arch} network to {target}: {exc}") from exc
+    if not optimize:
+        return model
+    try:
+        return optimize_for_inference(model)
+    except Exception as exc:  # torch.fx tracing raises many types; all mean the same here
+        raise RuntimeError(
+            f"could not prepare the {arch} network for inference (folding batch norm): {type(exc).__name__}: "
+            f"{exc}; build_siammask(..., optimize=False) runs it as loaded"
+        ) from exc
+
+
+def use_fp32_numerics() -> None:
+    """The fp32 numerics policy on CUDA: TF32 off for matmuls and convolutions, and no
+    cuDNN autotuning, so fp32 results match the CPU's to float rounding and repeat run to
+    run (conformance with the published code depends on it). Global torch flags: set
+    ``torch.backends.cuda.matmul.allow_tf32`` / ``torch.backends.cudnn.allow_tf32`` /
+    ``torch.backends.cudnn.benchmark`` after building to trade that for speed."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
