@@ -21,7 +21,6 @@ from siammask_ros.ros.conversions import (
     UnsupportedEncodingError,
     array_to_image,
     bbox_to_xywh,
-    detection_from_report,
     detections_from_reports,
     image_to_array,
     label_image,
@@ -245,7 +244,8 @@ def test_detections_hold_only_tracking_targets_with_their_class_and_no_pixel_pos
 
 def test_a_target_without_class_is_published_as_target():
     unnamed = TargetReport("t1", "", 1, TrackState.TRACKING, result(TrackState.TRACKING))
-    assert detection_from_report(unnamed, header()).results[0].hypothesis.class_id == CLASS_ID == "target"
+    (detection,) = detections_from_reports([unnamed], header()).detections
+    assert detection.results[0].hypothesis.class_id == CLASS_ID == "target"
 
 
 @pytest.mark.parametrize(

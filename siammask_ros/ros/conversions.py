@@ -9,15 +9,15 @@ package runs.
 from __future__ import annotations
 
 import array
+import importlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Vector3
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import BoundingBox2D, Detection2DArray
 
 from siammask_ros.io.raw_image import (
     SUPPORTED_ENCODINGS,
@@ -27,9 +27,16 @@ from siammask_ros.io.raw_image import (
     UnsupportedEncodingError,
     image_to_array,
 )
+from siammask_ros.io.message_fields import (
+    DEFAULT_CLASS_ID,
+    bbox_fields,
+    detection_array_fields,
+    label_image,
+    tracked_target_fields,
+)
 from siammask_ros.msg import TrackedTarget, TrackingResult
 from siammask_ros.ros.targets import TargetReport
-from siammask_ros.tracker.result import RotatedBox, TrackState
+from siammask_ros.tracker.result import RotatedBox
 
 __all__ = [
     "CLASS_ID",
@@ -41,8 +48,8 @@ __all__ = [
     "UnsupportedEncodingError",
     "array_to_image",
     "bbox_to_xywh",
-    "detection_from_report",
     "detections_from_reports",
+    "fill_message",
     "image_to_array",
     "label_image",
     "rotated_box_to_bbox",
@@ -52,7 +59,7 @@ __all__ = [
 ]
 
 #: ``class_id`` of a published Detection2D whose target has no class of its own.
-CLASS_ID = "target"
+CLASS_ID = DEFAULT_CLASS_ID
 
 
 class InvalidSelectionError(ValueError):
@@ -122,47 +129,37 @@ def bbox_to_xywh(box: BoundingBox2D, image_width: int, image_height: int) -> tup
     return float(x), float(y), float(w), float(h)
 
 
+def fill_message(msg, fields: Mapping):
+    """Set ``msg``'s fields from a nested dict of ``siammask_ros.io.message_fields`` (the one
+    place that says what each output field holds); returns ``msg``."""
+    for name, value in fields.items():
+        if isinstance(value, Mapping):
+            fill_message(getattr(msg, name), value)
+        elif isinstance(value, list) and value and isinstance(value[0], Mapping):
+            item_type = type(msg).get_fields_and_field_types()[name][len("sequence<"):-1].replace("/", ".msg.")
+            module, _, cls = item_type.rpartition(".")
+            item_cls = getattr(importlib.import_module(module), cls)
+            setattr(msg, name, [fill_message(item_cls(), item) for item in value])
+        else:
+            setattr(msg, name, value)
+    return msg
+
+
 def rotated_box_to_bbox(box: RotatedBox) -> BoundingBox2D:
     """Same convention on both sides: ``theta`` = ``angle``, ``size_x`` = width."""
-    msg = BoundingBox2D()
-    msg.center.position.x = float(box.cx)
-    msg.center.position.y = float(box.cy)
-    msg.center.theta = float(box.angle)
-    msg.size_x = float(box.width)
-    msg.size_y = float(box.height)
-    return msg
-
-
-def detection_from_report(report: TargetReport, header: Header) -> Detection2D:
-    """A Detection2D of one tracked target: rotated box, its class (or "target") scored by
-    the confidence. The hypothesis pose is left empty: it is a metric field, and the 3-D
-    position goes to ~/detections_3d."""
-    result = report.result
-    msg = Detection2D()
-    msg.header = header
-    msg.id = report.target_id
-    msg.bbox = rotated_box_to_bbox(result.rotated_box)
-    hypothesis = ObjectHypothesisWithPose()
-    hypothesis.hypothesis.class_id = report.class_id or CLASS_ID
-    hypothesis.hypothesis.score = float(result.confidence)
-    msg.results = [hypothesis]
-    return msg
+    return fill_message(BoundingBox2D(), bbox_fields(box))
 
 
 def detections_from_reports(reports: Sequence[TargetReport], header: Header) -> Detection2DArray:
     """Only TRACKING targets, so a generic consumer never acts on a held or stale box; an
-    empty array when none is."""
-    msg = Detection2DArray()
+    empty array when none is. A target without a class is published as ``"target"``; the
+    hypothesis pose is left empty: it is a metric field, and the 3-D position goes to
+    ~/detections_3d."""
+    msg = fill_message(Detection2DArray(), detection_array_fields({}, reports))
     msg.header = header
-    msg.detections = [detection_from_report(r, header) for r in reports if r.state is TrackState.TRACKING]
+    for detection in msg.detections:
+        detection.header = header
     return msg
-
-
-_STATE_CODES = {
-    TrackState.IDLE: TrackedTarget.IDLE,
-    TrackState.TRACKING: TrackedTarget.TRACKING,
-    TrackState.LOST: TrackedTarget.LOST,
-}
 
 
 def tracked_target(
@@ -172,22 +169,7 @@ def tracked_target(
 ) -> TrackedTarget:
     """The result-message entry of one target; ``position`` (metres) and ``bearing`` (unit
     vector) are in the image's optical frame when known."""
-    msg = TrackedTarget()
-    msg.id = report.target_id
-    msg.class_id = report.class_id
-    msg.state = _STATE_CODES[report.state]
-    msg.reason = report.reason
-    msg.frames_since_lost = int(report.frames_since_lost)
-    msg.time_since_lost = Duration(
-        sec=int(report.time_since_lost_ns // 1_000_000_000), nanosec=int(report.time_since_lost_ns % 1_000_000_000)
-    )
-    result = report.result
-    if result is not None:
-        msg.confidence = float(result.confidence)
-        msg.bbox = rotated_box_to_bbox(result.rotated_box)
-        msg.search_size = int(result.search_size)
-        msg.mask_area = result.mask_area
-        msg.mask_label = report.label if msg.mask_area and report.state is not TrackState.IDLE else 0
+    msg = fill_message(TrackedTarget(), tracked_target_fields(report))
     if position is not None:
         msg.has_position = True
         msg.position = Point(x=float(position[0]), y=float(position[1]), z=float(position[2]))
@@ -203,13 +185,3 @@ def tracking_result(header: Header, targets: Sequence[TrackedTarget], latency_ms
     msg.targets = list(targets)
     msg.latency_ms = float(latency_ms)
     return msg
-
-
-def label_image(reports: Sequence[TargetReport], height: int, width: int) -> np.ndarray:
-    """uint8 HxW: 0 background, each target's mask pixels set to its label (a later target
-    wins where masks overlap)."""
-    labels = np.zeros((height, width), dtype=np.uint8)
-    for report in reports:
-        if report.result is not None and report.state is not TrackState.IDLE and report.result.mask.shape == labels.shape:
-            labels[report.result.mask != 0] = report.label
-    return labels

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from siammask_ros.io.message_fields import LostClock, TargetFields
 from siammask_ros.tracker import MultiTargetTracker, TrackResult, TrackState
 
 __all__ = [
@@ -83,22 +84,12 @@ class _Target:
     init_seq: int  # frames up to this receipt number are not newer than the template
     box_xywh: tuple[float, float, float, float]  # latest state box, for gating and association
     state: TrackState = TrackState.TRACKING
-    lost_since_ns: int | None = None
-    frames_since_lost: int = 0
+    lost: LostClock = field(default_factory=LostClock)
 
 
-@dataclass(frozen=True)
-class TargetReport:
-    """One target in one frame. ``result`` is None for a target that just gave up."""
-
-    target_id: str
-    class_id: str
-    label: int
-    state: TrackState
-    result: TrackResult | None
-    time_since_lost_ns: int = 0
-    frames_since_lost: int = 0
-    reason: str = ""
+#: One target in one frame, as the node publishes it (``result`` is None for a target that
+#: just gave up); the output messages are built from it by ``io.message_fields``.
+TargetReport = TargetFields
 
 
 @dataclass(frozen=True)
@@ -286,22 +277,14 @@ class TargetSession:
     def _update(self, target: _Target, result: TrackResult, now_ns: int) -> TargetReport:
         target.state = result.state
         target.box_xywh = _state_box(result)
-        if result.state is TrackState.LOST:
-            if target.lost_since_ns is None:
-                target.lost_since_ns = now_ns
-            target.frames_since_lost += 1
-        else:
-            target.lost_since_ns, target.frames_since_lost = None, 0
-        lost_ns = max(0, now_ns - target.lost_since_ns) if target.lost_since_ns is not None else 0
+        frames_lost, lost_ns = target.lost.update(result.state, now_ns)
+        state, reason = result.state, ""
         limit_s = self.policy.max_lost_duration_s
-        if target.lost_since_ns is not None and limit_s > 0 and lost_ns >= limit_s * 1e9:
+        if frames_lost and limit_s > 0 and lost_ns >= limit_s * 1e9:
+            state = TrackState.IDLE
             reason = f"lost for {lost_ns / 1e9:.1f} s, longer than long_term.max_lost_duration ({limit_s:g} s)"
-            return TargetReport(
-                target.target_id, target.class_id, target.label, TrackState.IDLE, result,
-                lost_ns, target.frames_since_lost, reason,
-            )
         return TargetReport(
-            target.target_id, target.class_id, target.label, result.state, result, lost_ns, target.frames_since_lost
+            target.target_id, target.class_id, target.label, state, result, lost_ns, frames_lost, reason
         )
 
     # Ids and labels --------------------------------------------------------------------
