@@ -4,11 +4,12 @@ Used by the node tests (which know the object's exact mask in every frame) and, 
 script, to measure the tracker node's latency:
 
     PYTHONPATH=. python test/synthetic_camera.py --width 640 --height 480 --rate 30 --duration 20 \\
-        --select --tracker /siammask_tracker
+        --targets 1 --tracker /siammask_tracker
 
-publishes ``/image`` (remap the node's ``image`` there), selects the object through
-``<tracker>/select_target`` and prints the percentiles of (arrival of ``~/status`` minus
-the image's stamp), which is the publish-to-output latency on one machine.
+publishes ``/image`` (remap the node's ``image`` there), selects the object (and with
+``--targets N`` N - 1 more boxes of the background) through ``<tracker>/select_target``
+and prints the percentiles of (arrival of ``~/result`` minus the image's stamp), which is
+the publish-to-output latency on one machine.
 
 Run it with the network rule of this repository: localhost-only discovery (set here if
 unset), a ROS_DOMAIN_ID of your own, and ideally inside ``unshare -n``.
@@ -110,7 +111,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of publishing")
     parser.add_argument("--topic", default="/image", help="image topic to publish")
     parser.add_argument("--tracker", default="/siammask_tracker", help="the tracker node's full name")
-    parser.add_argument("--select", action="store_true", help="select the object at the start")
+    parser.add_argument("--targets", type=int, default=1, help="targets to select at the start (0 = none)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds excluded from the statistics")
     return parser.parse_args(argv)
 
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
-    from siammask_ros.msg import TrackingStatus
+    from siammask_ros.msg import TrackingResult
     from siammask_ros.ros.conversions import array_to_image
     from siammask_ros.srv import SelectTarget
 
@@ -135,13 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     clock = node.get_clock()
     scene = Scene(args.width, args.height)
     publisher = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
-    arrivals: list[tuple[float, float, int]] = []  # (arrival s, stamp s, state)
+    arrivals: list[tuple[float, float, int]] = []  # (arrival s, stamp s, targets)
 
-    def on_status(msg: TrackingStatus) -> None:
+    def on_result(msg: TrackingResult) -> None:
         now = clock.now().nanoseconds * 1e-9
-        arrivals.append((now, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, msg.state))
+        arrivals.append((now, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, len(msg.targets)))
 
-    node.create_subscription(TrackingStatus, f"{args.tracker}/status", on_status, 100)
+    node.create_subscription(TrackingResult, f"{args.tracker}/result", on_result, 100)
     frame_index = 0
 
     def publish() -> None:
@@ -160,11 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     while not arrivals:  # until the tracker has seen a frame
         publish()
         rclpy.spin_once(node, timeout_sec=0.2)
-    if args.select:
-        x, y, w, h = scene.box(frame_index - 1)
+    x, y, w, h = scene.box(frame_index - 1)
+    boxes = [(x, y, w, h)] + [  # more targets: background patches spread over the frame
+        ((k + 1) * args.width / (args.targets + 1) - w / 2, (k % 2 + 1) * args.height / 3 - h / 2, w, h)
+        for k in range(args.targets - 1)
+    ]
+    for box_x, box_y, box_w, box_h in boxes[: args.targets]:
         request = SelectTarget.Request()
-        request.box.center.position.x, request.box.center.position.y = x + w / 2, y + h / 2
-        request.box.size_x, request.box.size_y = w, h
+        request.box.center.position.x, request.box.center.position.y = box_x + box_w / 2, box_y + box_h / 2
+        request.box.size_x, request.box.size_y = box_w, box_h
         future = selector.call_async(request)
         rclpy.spin_until_future_complete(node, future, timeout_sec=30.0)
         print(future.result().message)
@@ -178,10 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     published = frame_index - first_frame
     measured = np.array([arrival - stamp for arrival, stamp, _ in arrivals if stamp - start >= args.warmup]) * 1e3
     if measured.size == 0:
-        print("no status received after the warm-up", file=sys.stderr)
+        print("no result received after the warm-up", file=sys.stderr)
         return 1
     print(
-        f"{args.width}x{args.height} at {args.rate:g} Hz for {args.duration:g} s: {published} published, "
+        f"{args.width}x{args.height}, {args.targets} target(s), at {args.rate:g} Hz for {args.duration:g} s: "
+        f"{published} published, "
         f"{len(arrivals)} processed ({len(arrivals) / args.duration:.1f} Hz); latency after {args.warmup:g} s "
         f"warm-up: p50 {np.percentile(measured, 50):.1f} ms, p99 {np.percentile(measured, 99):.1f} ms, "
         f"max {measured.max():.1f} ms (n={measured.size})"
@@ -189,10 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     node.destroy_node()
     rclpy.shutdown()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 class RotatingScene:
@@ -296,3 +298,7 @@ class RotatingScene:
         frame = self._background.copy()
         frame[mask] = placed[mask]
         return frame, mask
+
+
+if __name__ == "__main__":
+    sys.exit(main())
