@@ -24,7 +24,8 @@ REJECTION_REASONS: tuple[str, ...] = (
     "unsupported_encoding", "truncated_data", "empty_image", "undecodable_image", "unsupported_format",
     "invalid_frame", "tracker_error",
     "selection_no_model", "selection_no_image", "selection_stale_stamp", "selection_invalid_box",
-    "selection_refused", "selection_inactive", "detection_refused", "detection_stale_stamp",
+    "selection_refused", "selection_failed", "selection_inactive",
+    "detection_refused", "detection_stale_stamp", "detection_failed",
     "depth_unmatched", "depth_invalid", "camera_info_invalid",
 )
 

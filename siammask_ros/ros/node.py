@@ -356,6 +356,8 @@ class TrackerNode(LifecycleNode):
             return self._refuse("selection_invalid_box", f"unusable box: {exc}")
         except SelectionRefused as exc:
             return self._refuse("selection_refused", str(exc))
+        except (RuntimeError, MemoryError) as exc:  # out of (GPU) memory, cuDNN, "no kernel image", ...
+            return self._refuse("selection_failed", f"could not start tracking: {type(exc).__name__}: {exc}")
         x, y, w, h = box_xywh
         verb = "re-initialised" if replaced else "tracking"
         message = f"{verb} {target_id} from box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f} on {where}"
@@ -413,7 +415,11 @@ class TrackerNode(LifecycleNode):
             if self._session is None:
                 self._reject("selection_no_model", self._unavailable or "no model loaded")
                 return
-            decisions = self._session.offer(frame.image, frame.color_order, frame.seq, offered)
+            try:
+                decisions = self._session.offer(frame.image, frame.color_order, frame.seq, offered)
+            except (RuntimeError, MemoryError) as exc:
+                self._reject("detection_failed", f"detections on frame {frame.stamp} not applied: {type(exc).__name__}: {exc}")
+                return
             for decision in decisions:
                 self._stats.add(f"detections_{decision.action.value}")
                 if decision.action in (Action.STARTED, Action.REINITIALISED):
