@@ -21,7 +21,7 @@ from siammask_ros.model.backends import (  # noqa: E402
     OnnxRuntimeBackend,
     TorchBackend,
     as_backend,
-    crop_refine_inputs,
+    crop_skip_windows,
     make_backend,
     onnxruntime_providers,
 )
@@ -100,18 +100,19 @@ def test_multi_target_onnx_matches_torch(reference: torch.nn.Module, onnx_backen
         assert result.holds, result
 
 
-def test_host_crop_matches_the_torch_refine_crop(reference: torch.nn.Module) -> None:
+def test_host_windows_match_the_torch_refine_crop(reference: torch.nn.Module) -> None:
     rng = np.random.default_rng(1)
     skips = [rng.standard_normal((2, c, s, s)).astype(np.float32) for c, s in ((4, 125), (5, 63), (6, 31))]
     corr = rng.standard_normal((2, 3, 25, 25)).astype(np.float32)
     refine = reference.refine_head
     for row, col in ((0, 0), (12, 3), (24, 24)):
         want = refine.crop([torch.from_numpy(s[1:2]) for s in skips], torch.from_numpy(corr[1:2]), row, col)
-        got = crop_refine_inputs(skips, corr, 1, row, col)
-        for g, w in zip(got, want):
+        got = crop_skip_windows(skips, 1, row, col, score_size=25)
+        assert len(got) == 3
+        for g, w in zip(got, want[:3]):
             np.testing.assert_array_equal(g, w.numpy())
     with pytest.raises(ValueError, match="outside the 25x25 score map"):
-        crop_refine_inputs(skips, corr, 0, 25, 0)
+        crop_skip_windows(skips, 0, 25, 0, score_size=25)
 
 
 def test_backend_choice_and_errors(reference: torch.nn.Module, onnx_backend: OnnxRuntimeBackend) -> None:

@@ -44,7 +44,7 @@ def test_export_writes_every_graph_with_metadata(exported: Path) -> None:
 
 def test_onnxruntime_agrees_with_torch(bundled: torch.nn.Module, exported: Path) -> None:
     checks = {c.graph: c for c in check_export(bundled, exported, batch=2)}
-    assert set(checks) == {"template", "refine", "search_255", f"search_{LOST_SIZE}"}
+    assert set(checks) == {"search_255", f"search_{LOST_SIZE}", "refine@255", f"refine@{LOST_SIZE}"}
     for check in checks.values():
         assert check.max_rel_error < 1e-4, check
 
@@ -54,15 +54,18 @@ def test_search_graph_batch_rows_are_independent(bundled: torch.nn.Module, expor
     session = ort.InferenceSession(str(graph_file(exported, "search", 255)), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     patches = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
-    templates = rng.standard_normal((3, 128, 7, 7)).astype(np.float32)
-    batched = session.run(None, {"patches": patches, "template": templates})
+    templates = np.stack([rng.integers(0, 256, (127, 127, 3), dtype=np.uint8) for _ in range(3)])
+    template_session = ort.InferenceSession(str(graph_file(exported, "template")), providers=["CPUExecutionProvider"])
+    (kernels,) = template_session.run(None, {"patches": templates})
+    batched = session.run(None, {"patches": patches, "kernels": kernels})
     for i in (0, 2):
-        alone = session.run(None, {"patches": patches[i : i + 1], "template": templates[i : i + 1]})
+        alone = session.run(None, {"patches": patches[i : i + 1], "kernels": kernels[i : i + 1]})
         for got, want in zip(batched, alone):
             np.testing.assert_allclose(got[i : i + 1], want, rtol=1e-4, atol=1e-3)
     with torch.no_grad():
         x = torch.from_numpy(patches).permute(0, 3, 1, 2).float()
-        cls = bundled.track(x, torch.from_numpy(templates)).cls.numpy()
+        z = torch.from_numpy(templates).permute(0, 3, 1, 2).float()
+        cls = bundled.track(x, bundled.template(z)).cls.numpy()
     np.testing.assert_allclose(batched[0], cls, rtol=1e-4, atol=1e-3)
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "OnnxRuntimeBackend",
     "TorchBackend",
     "as_backend",
+    "crop_skip_windows",
     "make_backend",
     "onnxruntime_providers",
 ]
@@ -218,27 +219,37 @@ class OnnxRuntimeBackend:
         return torch.from_numpy(features)
 
     def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
+        """Box branches for every row; the mask branch is left at the neck's search feature
+        (in ``mask_corr``) and the row's mask kernel (appended to ``skips``): ``refine``
+        correlates them at the chosen position only."""
         batch, rows = np.stack(patches), templates.numpy()
         session = self._search_session(batch.shape[1])
         # The graph's correlation costs rows^2 (see export); chunks keep it linear.
         parts = [
-            session.run(None, {"patches": batch[i : i + self.chunk], "template": rows[i : i + self.chunk]})
+            session.run(None, {"patches": batch[i : i + self.chunk], "kernels": rows[i : i + self.chunk]})
             for i in range(0, len(batch), self.chunk)
         ]
-        cls, loc, corr, p0, p1, p2 = (
+        cls, loc, search, p0, p1, p2 = (
             torch.from_numpy(arrays[0] if len(arrays) == 1 else np.concatenate(arrays)) for arrays in zip(*parts)
         )
-        return SearchOutput(cls, loc, corr, (p0, p1, p2))
+        mask_kernel = templates[:, 2 * templates.shape[1] // 3 :]  # kernels are [cls, loc, mask]
+        return SearchOutput(cls, loc, search, (p0, p1, p2, mask_kernel))
 
     def refine(self, rows: Sequence[SearchOutput], positions: Sequence[Position]) -> np.ndarray:
         _check_rows(rows, positions)
-        crops = [
-            crop_refine_inputs([s.numpy() for s in out.skips], out.mask_corr.numpy(), 0, row, col, self._windows)
-            for out, (row, col) in zip(rows, positions)
-        ]
-        feed = {name: np.concatenate(parts) for name, parts in zip(("p0", "p1", "p2", "p3"), zip(*crops))}
+        crops = [self._refine_inputs(out, row, col) for out, (row, col) in zip(rows, positions)]
+        names = ("p0", "p1", "p2", "search_window", "mask_kernel")
+        feed = {name: np.concatenate(parts) for name, parts in zip(names, zip(*crops))}
         (prob,) = self._session("refine").run(None, feed)
         return prob
+
+    def _refine_inputs(self, out: SearchOutput, row: int, col: int) -> tuple[np.ndarray, ...]:
+        score_size = int(out.cls.shape[-1])
+        windows = crop_skip_windows([s.numpy() for s in out.skips[:3]], 0, row, col, score_size, self._windows)
+        search = out.mask_corr.numpy()
+        side = search.shape[-1] - score_size + 1  # neck pixels one score cell's correlation reads
+        window = np.ascontiguousarray(search[:1, :, row : row + side, col : col + side])
+        return (*windows, window, np.ascontiguousarray(out.skips[3].numpy()))
 
     def _search_session(self, size: int) -> object:
         from .export import export_onnx, graph_file
@@ -276,16 +287,15 @@ def _row(output: SearchOutput, i: int) -> SearchOutput:
     return SearchOutput(output.cls[rows], output.loc[rows], output.mask_corr[rows], tuple(s[rows] for s in output.skips))
 
 
-def crop_refine_inputs(
-    skips: Sequence[np.ndarray], corr: np.ndarray, index: int, row: int, col: int,
+def crop_skip_windows(
+    skips: Sequence[np.ndarray], index: int, row: int, col: int, score_size: int,
     windows: Sequence[tuple[int, int, int]] = Refine.windows,
 ) -> tuple[np.ndarray, ...]:  # fmt: skip
-    """``Refine.crop`` for row ``index`` of host arrays: the conv1, layer1 and layer2
-    windows around score-map position (``row``, ``col``) (zero outside the map) and the
-    correlation vector there, each with a batch axis of one."""
-    rows, cols = corr.shape[-2:]
-    if not (0 <= row < rows and 0 <= col < cols):
-        raise ValueError(f"position (row={row}, col={col}) is outside the {rows}x{cols} score map")
+    """The first three parts of ``Refine.crop`` on host arrays, for row ``index``: the
+    conv1, layer1 and layer2 windows around score-map position (``row``, ``col``), zero
+    outside the map, each with a batch axis of one."""
+    if not (0 <= row < score_size and 0 <= col < score_size):
+        raise ValueError(f"position (row={row}, col={col}) is outside the {score_size}x{score_size} score map")
     crops = []
     for feature, (pad, stride, side) in zip(skips, windows):
         top, left = stride * row - pad, stride * col - pad  # window corner in unpadded pixels
@@ -296,7 +306,7 @@ def crop_refine_inputs(
         if y1 > y0 and x1 > x0:
             window[0, :, y0 - top : y1 - top, x0 - left : x1 - left] = feature[index, :, y0:y1, x0:x1]
         crops.append(window)
-    return (*crops, np.ascontiguousarray(corr[index : index + 1, :, row : row + 1, col : col + 1]))
+    return tuple(crops)
 
 
 def as_backend(model: SiamMask | Backend, device: str | torch.device | None = None) -> Backend:

@@ -51,10 +51,10 @@ __all__ = [
 
 EXPORT_FORMAT = "siammask_ros-onnx-1"
 EXEMPLAR_SIZE = 127
-TEMPLATE_OUTPUTS = ("template",)
-SEARCH_INPUTS = ("patches", "template")
-SEARCH_OUTPUTS = ("cls", "loc", "mask_corr", "p0", "p1", "p2")
-REFINE_INPUTS = ("p0", "p1", "p2", "p3")
+TEMPLATE_OUTPUTS = ("kernels",)
+SEARCH_INPUTS = ("patches", "kernels")
+SEARCH_OUTPUTS = ("cls", "loc", "search", "p0", "p1", "p2")
+REFINE_INPUTS = ("p0", "p1", "p2", "search_window", "mask_kernel")
 
 
 class ExportError(RuntimeError):
@@ -108,47 +108,64 @@ def _to_nchw(patches: Tensor) -> Tensor:
 
 
 class _TemplateGraph(nn.Module):
+    """Template features -> the correlation kernels of the cls, loc and mask heads,
+    concatenated (B, 3C, k, k): fixed per target, so computed once, not every frame."""
+
     def __init__(self, model: SiamMask) -> None:
         super().__init__()
         self.model = model
+        self.heads = _heads(model)
+        self.fused_kernel = _fuse_parallel_convs([head.conv_kernel for head in self.heads])
 
     def forward(self, patches: Tensor) -> Tensor:
-        return self.model.template(_to_nchw(patches))
+        template = self.model.template(_to_nchw(patches))
+        if self.fused_kernel is None:
+            return torch.cat([head.conv_kernel(template) for head in self.heads], dim=1)
+        return torch.relu(self.fused_kernel(template))
 
 
 class _SearchGraph(nn.Module):
-    """``SiamMask.track`` with the three heads' search convolutions run as one."""
+    """``SiamMask.track`` for the box branches; the mask branch stops at the neck's
+    search feature, because its correlation is needed at one position only (the refine
+    graph computes it there: exact, and a third of the heads' work saved)."""
 
     def __init__(self, model: SiamMask) -> None:
         super().__init__()
         self.model = model
-        self.heads: list[DepthwiseCorrelation] = [model.rpn_head["cls"], model.rpn_head["loc"], model.mask_head]
+        self.heads = _heads(model)[:2]
         self.fused_search = _fuse_parallel_convs([head.conv_search for head in self.heads])
 
-    def _search_features(self, search: Tensor) -> list[Tensor]:
-        if self.fused_search is None:
-            return [head.conv_search(search) for head in self.heads]
-        fused = torch.relu(self.fused_search(search))
-        width = self.fused_search.out_channels // len(self.heads)  # python ints: static slices
-        return [fused[:, k * width : (k + 1) * width] for k in range(len(self.heads))]
-
-    def forward(self, patches: Tensor, template: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, patches: Tensor, kernels: Tensor) -> tuple[Tensor, ...]:
         p0, p1, p2, deep = self.model.backbone(_to_nchw(patches))
-        searched = self._search_features(self.model.neck(deep))
-        cls_head, loc_head, mask_head = self.heads
-        corr = [_diagonal_xcorr(s, head.conv_kernel(template)) for s, head in zip(searched, self.heads)]
-        return cls_head.head(corr[0]), loc_head.head(corr[1]), corr[2], p0, p1, p2
+        search = self.model.neck(deep)
+        width = int(kernels.shape[1]) // 3  # python int: static slices
+        if self.fused_search is None:
+            searched = torch.cat([head.conv_search(search) for head in self.heads], dim=1)
+        else:
+            searched = torch.relu(self.fused_search(search))
+        corr = _diagonal_xcorr(searched, kernels[:, : 2 * width])  # cls and loc in one grouped conv
+        cls_head, loc_head = self.heads
+        return cls_head.head(corr[:, :width]), loc_head.head(corr[:, width:]), search, p0, p1, p2
 
 
 class _RefineGraph(nn.Module):
-    def __init__(self, refine: Refine) -> None:
-        super().__init__()
-        self.refine = refine
+    """The mask correlation at the chosen position from a window of the neck's search
+    feature and the mask kernel, then ``Refine.fuse`` and the sigmoid."""
 
-    def forward(self, p0: Tensor, p1: Tensor, p2: Tensor, p3: Tensor) -> Tensor:
+    def __init__(self, model: SiamMask) -> None:
+        super().__init__()
+        self.refine = model.refine_head
+        self.mask_head = model.mask_head
+
+    def forward(self, p0: Tensor, p1: Tensor, p2: Tensor, search_window: Tensor, mask_kernel: Tensor) -> Tensor:
         from .heads import RefineInputs
 
-        return torch.sigmoid(self.refine.fuse(RefineInputs(p0, p1, p2, p3)))
+        corr = (self.mask_head.conv_search(search_window) * mask_kernel).sum(dim=(2, 3), keepdim=True)
+        return torch.sigmoid(self.refine.fuse(RefineInputs(p0, p1, p2, corr)))
+
+
+def _heads(model: SiamMask) -> list[DepthwiseCorrelation]:
+    return [model.rpn_head["cls"], model.rpn_head["loc"], model.mask_head]
 
 
 def _fuse_parallel_convs(branches: Sequence[nn.Module]) -> nn.Conv2d | None:
@@ -226,11 +243,14 @@ def _example_inputs(model: SiamMask, search_size: int, batch: int = 2) -> dict[s
     z = torch.randint(0, 256, (batch, EXEMPLAR_SIZE, EXEMPLAR_SIZE, 3), dtype=torch.uint8, generator=generator)
     x = torch.randint(0, 256, (batch, search_size, search_size, 3), dtype=torch.uint8, generator=generator)
     with torch.no_grad():
-        template = model.template(_to_nchw(z))
-        out = model.track(_to_nchw(x), template)
-        row = col = out.cls.shape[-1] // 2
-        windows = model.refine_head.crop(out.skips, out.mask_corr, row, col)
-    return {"template": (z,), "search": (x, template), "refine": tuple(windows)}
+        kernels = _TemplateGraph(model)(z)
+        out = model.track(_to_nchw(x), model.template(_to_nchw(z)))
+        windows = model.refine_head.crop(out.skips, out.mask_corr, 0, 0)[:3]
+        search = model.neck(model.backbone(_to_nchw(x))[-1])
+    width = kernels.shape[1] // 3
+    side = search.shape[-1] - out.cls.shape[-1] + 1  # the neck window one score cell needs
+    refine = (*windows, search[:, :, :side, :side].contiguous(), kernels[:, 2 * width :].contiguous())
+    return {"template": (z,), "search": (x, kernels), "refine": refine}
 
 
 def export_onnx(
@@ -267,7 +287,7 @@ def export_onnx(
                    _metadata(arch, "template", None, preset, opset), opset)  # fmt: skip
             paths.append(path)
             path = graph_file(out_dir, "refine")
-            _write(_RefineGraph(net.refine_head), examples["refine"], path, REFINE_INPUTS, ("prob",),
+            _write(_RefineGraph(net), examples["refine"], path, REFINE_INPUTS, ("prob",),
                    _metadata(arch, "refine", None, preset, opset), opset)  # fmt: skip
             paths.append(path)
         path = graph_file(out_dir, "search", size)
@@ -289,45 +309,40 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def check_export(model: SiamMask, directory: str | os.PathLike[str], batch: int = 3) -> list[ExportCheck]:
-    """Run every graph in ``directory`` with onnxruntime (CPU) and the torch network on
-    the same random inputs (``batch`` rows); the largest errors per graph."""
-    import onnxruntime as ort
+    """Run the graphs in ``directory`` through ``OnnxRuntimeBackend`` (CPU provider) and the
+    torch network on the same random crops (``batch`` targets); the largest errors of the
+    search outputs (cls, loc, skip features) per search size and of the refined mask
+    probabilities at three positions per row."""
+    from .backends import OnnxRuntimeBackend, TorchBackend, _row
 
     net = copy.deepcopy(model).float().cpu().eval()
     manifest = json.loads((Path(directory) / "export.json").read_text())
+    onnx_backend = OnnxRuntimeBackend(directory, device="cpu")
+    torch_backend = TorchBackend(net)
+    rng = np.random.default_rng(0)
+    z = [rng.integers(0, 256, (EXEMPLAR_SIZE, EXEMPLAR_SIZE, 3), dtype=np.uint8) for _ in range(batch)]
+    onnx_templates, torch_templates = onnx_backend.template(z), torch_backend.template(z)
     checks = []
     for size in manifest["search_sizes"]:
-        examples = _example_inputs(net, size, batch)
-        z, = examples["template"]
-        x, template = examples["search"]
-        with torch.no_grad():
-            out = net.track(_to_nchw(x), template)
-            expected = {
-                "template": [template],
-                f"search_{size}": [out.cls, out.loc, out.mask_corr, *out.skips],
-                "refine": [torch.sigmoid(net.refine_head.fuse(net.refine_head.crop(out.skips, out.mask_corr, 3, 4)))],
-            }
-            refine_inputs = net.refine_head.crop(out.skips, out.mask_corr, 3, 4)
-        feeds = {
-            "template": {"patches": z.numpy()},
-            f"search_{size}": {"patches": x.numpy(), "template": template.numpy()},
-            "refine": dict(zip(REFINE_INPUTS, (t.numpy() for t in refine_inputs))),
-        }
-        for name, feed in feeds.items():
-            if name in {c.graph for c in checks}:
-                continue
-            session = ort.InferenceSession(str(Path(directory) / f"{name}.onnx"), providers=["CPUExecutionProvider"])
-            got = session.run(None, feed)
-            checks.append(_compare(name, got, expected[name]))
+        x = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(batch)]
+        got, want = onnx_backend.track(x, onnx_templates), torch_backend.track(x, torch_templates)
+        checks.append(_compare(f"search_{size}", [got.cls, got.loc, *got.skips[:3]], [want.cls, want.loc, *want.skips]))
+        last = int(got.cls.shape[-1]) - 1
+        positions = [(0, 0), (last // 2, last // 3), (last, last)]
+        probs, expected = [], []
+        for i in range(batch):
+            probs.append(onnx_backend.refine([_row(got, i)] * 3, positions))
+            expected.append(torch_backend.refine([_row(want, i)] * 3, positions))
+        checks.append(_compare(f"refine@{size}", [np.stack(probs)], [torch.from_numpy(np.stack(expected))]))
     return checks
 
 
-def _compare(name: str, got: Sequence[np.ndarray], expected: Sequence[Tensor]) -> ExportCheck:
+def _compare(name: str, got: Sequence[np.ndarray | Tensor], expected: Sequence[Tensor]) -> ExportCheck:
     if len(got) != len(expected):
         raise ExportError(f"{name}: onnxruntime returned {len(got)} outputs, torch {len(expected)}")
     abs_err = rel_err = 0.0
     for value, reference in zip(got, expected):
-        ref = reference.numpy()
+        value, ref = np.asarray(value), reference.numpy()
         if value.shape != ref.shape:
             raise ExportError(f"{name}: output shape {value.shape} from onnxruntime, {ref.shape} from torch")
         err = float(np.abs(value - ref).max())
