@@ -1,24 +1,28 @@
 """Export a SiamMask to ONNX graphs for ONNX Runtime (and TensorRT through it).
 
-Four graphs per network, each with a dynamic batch axis (one row per target):
+Graphs, each with a dynamic batch axis (one row per target)::
 
-    template.onnx      patches (B, 127, 127, 3) uint8 BGR -> template (B, 256, 7, 7)
-    search_<S>.onnx    patches (B, S, S, 3) uint8, template -> cls, loc, mask_corr, p0, p1, p2
-    refine.onnx        p0, p1, p2, p3 windows at one position per row -> prob (B, 127, 127)
+    template.onnx      patches (B, 127, 127, 3) uint8 BGR -> kernels (B, 3C, k, k)
+    search_<S>.onnx    patches (B, S, S, 3) uint8, kernels -> cls, loc, search, p0, p1, p2
+    refine.onnx        p0, p1, p2 windows, search window, mask kernel -> prob (B, 127, 127)
 
-one search graph per search size (255 and the lost-mode size): a fixed spatial size lets
-the runtime plan every convolution. The graphs take the tracker's uint8 HxWx3 crops as
-they are (the cast to float and the move to NCHW are inside), and the refine graph ends
-in the sigmoid, so a backend does no per-step tensor work on the host.
+``kernels`` are the cls, loc and mask heads' correlation kernels of each target (fixed per
+target, so computed once). The search graph computes the box branches everywhere but
+stops the mask branch at the neck's search feature: its correlation is needed only at
+the chosen position, where the refine graph computes it (exact, and a third of the
+heads' work saved). One search graph per search size (255 and the lost-mode size): a
+fixed spatial size lets the runtime plan every convolution. Inputs are the tracker's
+uint8 crops as they are (cast and NCHW move inside) and the refine graph ends in the
+sigmoid, so a backend does no per-step tensor work on the host.
 
-The depthwise correlation of the heads is written as one convolution with ``groups = C``
-and a channel multiplier of B (every search row against every template row), of which
-the diagonal is kept: a grouped convolution whose group count would depend on the batch
-cannot be expressed in ONNX, and this form is exact. It costs B times the correlation
-(small next to the backbone for the usual few targets; see docs/DEPLOYMENT.md).
+The depthwise correlation is written as one convolution with ``groups = C`` and a
+channel multiplier of B (every search row against every kernel row), of which the
+diagonal is kept: a grouped convolution whose group count depends on the batch cannot be
+expressed in ONNX, and this form is exact. It costs B times the correlation, so
+``OnnxRuntimeBackend`` runs at most 4 rows per call.
 
 Every file carries metadata (``onnxruntime.InferenceSession.get_modelmeta()``):
-architecture, graph kind, exemplar and search size, preset, opset, exporter.
+format, architecture, graph kind, exemplar and search size, preset, opset, exporter.
 """
 
 from __future__ import annotations
