@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,15 @@ def test_backend_choice_and_errors(reference: torch.nn.Module, onnx_backend: Onn
         make_backend("tensorflow", reference, "siammask_mnv2")
     with pytest.raises(FileNotFoundError, match="no exported SiamMask graphs"):
         OnnxRuntimeBackend(default_weights_path().parent)
+
+
+def test_siammask_track_runs_on_onnxruntime(tmp_path) -> None:  # noqa: ANN001
+    from siammask_ros.cli.track import main as track_main
+
+    clip = demo_clip(max_frames=1)
+    records = tmp_path / "out.jsonl"
+    video = str(Path(__file__).resolve().parents[1] / "data" / "demo" / "vtest_pedestrians.mp4")
+    status = track_main([video, "--box", ",".join(str(v) for v in clip.box), "--backend", "onnxruntime",
+                         "--device", "cpu", "--max-frames", "4", "--output", str(records)])  # fmt: skip
+    assert status == 0
+    assert len(records.read_text().splitlines()) == 4
