@@ -16,6 +16,7 @@ outputs for each image into a new bag (docs/BAGS.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import sys
 import time
@@ -23,12 +24,12 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO
 
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from siammask_ros.io.bag import DEFAULT_PREFIX, BagImageSource, BagResultWriter, is_bag
 from siammask_ros.io.frames import FrameSource, FrameSourceError, open_frames, parse_box
@@ -185,7 +186,7 @@ def _track(
         total = max_frames if total is None else min(total, max_frames)
     count = lost = 0
     seconds = 0.0
-    with tqdm(total=total, unit="frame", file=sys.stderr, disable=not sys.stderr.isatty()) as progress:
+    with _progress_bar(total) as progress:
         for frame in itertools.islice(_frames(source), max_frames):
             start = time.perf_counter()
             try:
@@ -310,3 +311,13 @@ def _positive_int(text: str) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _progress_bar(total: int | None):
+    """tqdm's bar on a terminal; a silent stand-in where tqdm is not installed (it is a
+    convenience, not a dependency of headless robots)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return contextlib.nullcontext(SimpleNamespace(update=lambda n=1: None))
+    return tqdm(total=total, unit="frame", file=sys.stderr, disable=not sys.stderr.isatty())
