@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
 
     header = (f"device {device} ({name}), torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
-              f"{threads} CPU threads (torch and onnxruntime), frame {width}x{height}, median of {args.repeats}")  # fmt: skip
+              f"{threads} CPU threads (torch and onnxruntime), frame {width}x{height}, "
+              f"median of {args.repeats}")  # fmt: skip
     print(header)
     print(LOAD_CAVEAT)
     rows: list[Row] = []

@@ -10,6 +10,7 @@ error exceeds ``--tolerance`` (relative to the largest torch output).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -34,12 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        print(f"siammask-export needs onnx and onnxruntime (pip install -r requirements/deploy.txt): {exc}",
-              file=sys.stderr)  # fmt: skip
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"siammask-export needs {' and '.join(missing)} (pip install -r requirements/deploy.txt)", file=sys.stderr)
         return 2
     from siammask_ros.model.export import ExportError, check_export, export_onnx
 

@@ -269,14 +269,17 @@ class OnnxRuntimeBackend:
             options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if self._threads is not None:
                 options.intra_op_num_threads = self._threads
-            session = self._ort.InferenceSession(str(self.directory / f"{name}.onnx"), options, providers=self.providers)
+            path = str(self.directory / f"{name}.onnx")
+            session = self._ort.InferenceSession(path, options, providers=self.providers)
             self._sessions[name] = session
         return session
 
 
 def _check_rows(rows: Sequence[SearchOutput], positions: Sequence[Position]) -> None:
     if len(rows) != len(positions) or not rows:
-        raise ValueError(f"refine needs one position per search row, got {len(rows)} rows and {len(positions)} positions")
+        raise ValueError(
+            f"refine needs one position per search row, got {len(rows)} rows and {len(positions)} positions"
+        )
     for out in rows:
         if out.cls.shape[0] != 1:
             raise ValueError(f"refine takes single-row search outputs, got a batch of {out.cls.shape[0]}")
@@ -284,7 +287,8 @@ def _check_rows(rows: Sequence[SearchOutput], positions: Sequence[Position]) -> 
 
 def _row(output: SearchOutput, i: int) -> SearchOutput:
     rows = slice(i, i + 1)
-    return SearchOutput(output.cls[rows], output.loc[rows], output.mask_corr[rows], tuple(s[rows] for s in output.skips))
+    skips = tuple(s[rows] for s in output.skips)
+    return SearchOutput(output.cls[rows], output.loc[rows], output.mask_corr[rows], skips)
 
 
 def crop_skip_windows(

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .heads import DepthwiseCorrelation, Refine
+from .heads import DepthwiseCorrelation, RefineInputs
 from .inference import optimize_for_inference
 from .siammask import SiamMask
 
@@ -162,8 +162,6 @@ class _RefineGraph(nn.Module):
         self.mask_head = model.mask_head
 
     def forward(self, p0: Tensor, p1: Tensor, p2: Tensor, search_window: Tensor, mask_kernel: Tensor) -> Tensor:
-        from .heads import RefineInputs
-
         corr = (self.mask_head.conv_search(search_window) * mask_kernel).sum(dim=(2, 3), keepdim=True)
         return torch.sigmoid(self.refine.fuse(RefineInputs(p0, p1, p2, corr)))
 
