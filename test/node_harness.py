@@ -95,11 +95,20 @@ class Participant:
             self.executor.spin_once(timeout_sec=min(0.05, remaining))
         return True
 
-    def call(self, client, request, timeout: float = FRAME_S):
+    def call(self, client, request, timeout: float = FRAME_S, resend_after: float | None = None):
+        """The service's answer. ``resend_after`` (for idempotent requests only) sends the
+        request again when no answer came in that time: with Fast DDS, a client can see the
+        service before the service's reply writer has matched the client, and the first
+        reply is then lost (more likely on a loaded machine)."""
         assert client.wait_for_service(timeout_sec=NODE_START_S), f"service {client.srv_name} not available"
-        future = client.call_async(request)
-        assert self.spin_until(future.done, timeout), f"no answer from {client.srv_name}"
-        return future.result()
+        deadline = time.monotonic() + timeout
+        while True:
+            future = client.call_async(request)
+            wait = deadline - time.monotonic() if resend_after is None else min(resend_after, deadline - time.monotonic())
+            if self.spin_until(future.done, max(wait, 0.0)):
+                return future.result()
+            client.remove_pending_request(future)
+            assert time.monotonic() < deadline, f"no answer from {client.srv_name}"
 
     def close(self) -> None:
         self.executor.shutdown()

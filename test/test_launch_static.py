@@ -268,7 +268,7 @@ def test_parameter_descriptors_are_complete():
     read_only = {spec.name for spec in PARAMETERS if spec.read_only}
     assert read_only == {
         "weights", "preset", "device", "cpu_threads", "precision", "qos.reliability", "qos.depth",
-        "autostart", "image_transport",
+        "autostart", "image_transport", "backend",
     }
     (search,) = [s for s in PARAMETERS if s.name == "long_term.search_size"]
     low, high, step = search.int_range

@@ -40,6 +40,7 @@ from vision_msgs.msg import Detection2DArray
 
 from siammask_ros.io.compressed import CompressedImageError, decode_compressed
 from siammask_ros.model import CheckpointError, build_siammask, default_weights_path
+from siammask_ros.model.backends import make_backend
 from siammask_ros.ros.conversions import ImageConversionError, InvalidSelectionError, bbox_to_xywh, image_to_array
 from siammask_ros.ros.diagnostics import NodeStats, diagnostic_status
 from siammask_ros.ros.frames import Frame, FrameStore
@@ -194,7 +195,7 @@ class TrackerNode(LifecycleNode):
         self._lifecycle_label = "active"
         self.get_logger().info(
             f"active: images from '{self._image_topic}' ({self._values['image_transport']}), model "
-            f"{self._model_name} on {self._device_name} (torch CPU threads: {torch.get_num_threads()}), "
+            f"{self._model_name} ({self._values['backend']}) on {self._device_name} (torch CPU threads: {torch.get_num_threads()}), "
             f"preset {self._values['preset']}; select targets with {self.get_fully_qualified_name()}/select_target "
             f"or on {self.get_fully_qualified_name()}/targets"
         )
@@ -235,7 +236,13 @@ class TrackerNode(LifecycleNode):
             model = build_siammask(arch=None, weights=str(weights), device=device, optimize=True)
         except (CheckpointError, ValueError, RuntimeError) as exc:  # unreadable file, unknown arch, device
             raise ConfigurationError(f"cannot run weights {str(weights)!r} on device {device!r}: {exc}") from exc
-        tracker = MultiTargetTracker(model, config)
+        name = self._values["backend"]
+        sizes = [config.instance_size] + ([config.long_term.search_size] if config.long_term.enabled else [])
+        try:  # also warms up every search size, so the first selection and the first LOST frame are not slow
+            backend = make_backend(name, model, "", sizes, device=device, threads=self._values["cpu_threads"] or None)
+        except (ImportError, ValueError, RuntimeError) as exc:  # onnxruntime missing, or without the device
+            raise ConfigurationError(f"cannot run the {name} backend on device {device!r}: {exc}") from exc
+        tracker = MultiTargetTracker(backend, config)
         self._model_name, self._device_name = str(weights), str(tracker.device)
         return tracker
 

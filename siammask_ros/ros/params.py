@@ -105,6 +105,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         read_only=True, pattern=r"auto|cpu|cuda(:\d+)?", constraints="auto, cpu, cuda or cuda:N",
     ),
     ParamSpec(
+        "backend", "torch",
+        "What runs the network: torch, or onnxruntime (the model exported to ONNX at configure; "
+        "TensorRT, CUDA or CPU provider, whichever is installed, in that order). Needs a restart.",
+        read_only=True, choices=("torch", "onnxruntime"),
+    ),
+    ParamSpec(
         "cpu_threads", 0,
         "Torch CPU threads for the network (torch.set_num_threads, process-wide); 0 = one per "
         "core. Leave cores to the camera driver and other nodes: threads that wait on each "
