@@ -42,18 +42,26 @@ FRAME_S = 30.0  # one step on a loaded CPU, with a wide margin
 
 
 class NodeProcess:
-    """``python -m siammask_ros.ros.node`` with its output captured in a file."""
+    """``python -m <module>`` (the tracker node by default) in ``namespace``, with its output
+    captured in a file. ``remaps`` defaults to the tracker's camera inputs under
+    ``<namespace>/camera``."""
 
-    def __init__(self, log_path: Path, namespace: str, *params: str) -> None:
+    def __init__(
+        self, log_path: Path, namespace: str, *params: str, module: str = "siammask_ros.ros.node",
+        remaps: dict[str, str] | None = None,
+    ) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        ros_args = ["-r", f"__ns:={namespace}", "-r", f"image:={namespace}/camera/image",
-                    "-r", f"depth:={namespace}/camera/depth", "-r", f"camera_info:={namespace}/camera/camera_info"]
+        if remaps is None:
+            remaps = {name: f"{namespace}/camera/{name}" for name in ("image", "depth", "camera_info")}
+        ros_args = ["-r", f"__ns:={namespace}"]
+        for name, target in remaps.items():
+            ros_args += ["-r", f"{name}:={target}"]
         for param in params:
             ros_args += ["-p", param]
         env = {**os.environ, "RCUTILS_LOGGING_BUFFERED_STREAM": "0", "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "siammask_ros.ros.node", "--ros-args", *ros_args],
+            [sys.executable, "-m", module, "--ros-args", *ros_args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
 

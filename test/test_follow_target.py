@@ -9,11 +9,8 @@ holds or a deadline passes. The network rule's variables come from conftest.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +23,8 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from node_harness import NodeProcess
+from test_follower import target
 from siammask_ros.msg import TrackedTarget, TrackingResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,35 +35,12 @@ PUBLISH_PERIOD_S = 0.05
 TARGET_ID = "person"
 
 
-class FollowerProcess:
-    """``python -m siammask_ros.ros.follow_target`` in ``namespace``, output in a file."""
-
-    def __init__(self, log_path: Path, namespace: str, *params: str) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        ros_args = ["-r", f"__ns:={namespace}", "-r", f"result:={namespace}/siammask_tracker/result"]
-        for param in params:
-            ros_args += ["-p", param]
-        env = {**os.environ, "RCUTILS_LOGGING_BUFFERED_STREAM": "0", "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "siammask_ros.ros.follow_target", "--ros-args", *ros_args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGINT, as ros2 launch does, then wait; SIGKILL only if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
+def follower_process(log_path: Path, namespace: str, *params: str) -> NodeProcess:
+    """``python -m siammask_ros.ros.follow_target`` in ``namespace``, reading the tracker's result."""
+    return NodeProcess(
+        log_path, namespace, *params, module="siammask_ros.ros.follow_target",
+        remaps={"result": f"{namespace}/siammask_tracker/result"},
+    )
 
 
 class Tracker:
@@ -110,24 +86,9 @@ def result(*targets: TrackedTarget) -> TrackingResult:
     return TrackingResult(targets=list(targets))
 
 
-def tracked(
-    state: int = TrackedTarget.TRACKING,
-    right_rad: float | None = 0.0,
-    depth_m: float | None = None,
-    box_cx: float = 320.0,
-    reason: str = "",
-) -> TrackedTarget:
-    """The followed target, ``right_rad`` right of the optical axis (None: no bearing)."""
-    msg = TrackedTarget(id=TARGET_ID, state=state, confidence=0.9, reason=reason)
-    msg.bbox.center.position.x, msg.bbox.center.position.y = box_cx, 240.0
-    msg.bbox.size_x = msg.bbox.size_y = 50.0
-    if right_rad is not None:
-        msg.has_bearing = True
-        msg.bearing.x, msg.bearing.z = math.sin(right_rad), math.cos(right_rad)
-    if depth_m is not None:
-        msg.has_position = True
-        msg.position.z = depth_m
-    return msg
+def tracked(state: int = TrackedTarget.TRACKING, **fields) -> TrackedTarget:
+    """The followed target (test_follower.target with this test's id)."""
+    return target(TARGET_ID, state, **fields)
 
 
 def is_zero(twist: Twist | None) -> bool:
@@ -144,7 +105,7 @@ class Session:
     def __init__(self, tmp_path: Path, *params: str) -> None:
         namespace = f"/follow_test_{os.getpid()}_{time.monotonic_ns() % 1_000_000}"
         stale = f"stale_after_s:={STALE_AFTER_S}"
-        self.follower = FollowerProcess(tmp_path / "follow_target.log", namespace, stale, *params)
+        self.follower = follower_process(tmp_path / "follow_target.log", namespace, stale, *params)
         self.tracker = Tracker(namespace)
 
     def steer(
@@ -300,7 +261,7 @@ def test_publishes_zero_on_shutdown_and_exits_cleanly(tmp_path):
 
 
 def test_bad_parameter_exits_with_status_1(tmp_path):
-    follower = FollowerProcess(tmp_path / "bad.log", "/follow_test_bad", "desired_distance_m:=50.0")
+    follower = follower_process(tmp_path / "bad.log", "/follow_test_bad", "desired_distance_m:=50.0")
     try:
         code = follower.process.wait(timeout=START_S)
     finally:
