@@ -349,6 +349,20 @@ def test_bad_images_are_logged_counted_and_survived(idle_tracker):
     assert result.targets == []
 
 
+def test_a_resolution_change_mid_track_is_logged_counted_and_followed(idle_tracker):
+    client = idle_tracker
+    start, _ = client.frame_and_result(index=0)
+    assert client.select_box(client.scene.box(0), stamp=start.stamp, target_id="scaled").success
+    client.frame_and_result(index=1)
+    small = Scene(WIDTH // 2, HEIGHT // 2)
+    header = client.publish(array_to_image(small.render(2)[0], "bgr8", Header()))
+    (target,) = client.wait_result(header).targets
+    assert client.wait_log(r"image format changed while tracking: bgr8 \(240, 320, 3\) -> bgr8 \(120, 160, 3\)")
+    values, _, _ = client.diagnostics_after(time.monotonic())
+    assert int(values["image_format_changes"]) >= 1
+    assert box_iou(target, small.box(2)) > 0.3, "the box follows the new resolution"
+
+
 def test_unusable_boxes_and_detections_are_refused_with_the_reason(idle_tracker):
     client = idle_tracker
     header, _ = client.frame_and_result()
