@@ -49,12 +49,12 @@ def test_wheel_ships_the_bundled_model_when_the_checkout_has_one(wheel_names):
 def test_cmake_install_tree_has_interfaces_executables_launch_and_config():
     site = Path(sysconfig.get_paths()["purelib"]) / "siammask_ros"
     share = PREFIX / "share" / "siammask_ros"
-    assert (site / "msg" / "_tracking_status.py").is_file(), "rosidl did not generate siammask_ros.msg"
+    assert (site / "msg" / "_tracking_result.py").is_file(), "rosidl did not generate siammask_ros.msg"
     assert (site / "srv" / "_select_target.py").is_file(), "rosidl did not generate siammask_ros.srv"
     assert (site / "tracker" / "tracker.py").is_file(), "Python sources not installed next to the interfaces"
     # Our __init__ (with extend_path) replaces the empty one rosidl writes.
     assert "extend_path" in (site / "__init__.py").read_text()
-    for executable in ("siammask_tracker", "select_target"):
+    for executable in ("siammask_tracker", "select_target", "follow_target"):
         path = PREFIX / "lib" / "siammask_ros" / executable
         assert path.is_file() and os.access(path, os.X_OK), path
     assert (share / "launch" / "tracker.launch.py").is_file()
