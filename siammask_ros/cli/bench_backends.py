@@ -7,7 +7,7 @@ each backend; the backends take turns step by step, so a load that changes durin
 (other jobs on the machine) affects them alike and the ratios stay comparable. Medians.
 
 Rows:
-    torch        fp32 (fp16 too on CUDA), batch norm folded, channels-last: today's path
+    torch        fp32, bf16 (and fp16 on CUDA), batch norm folded, channels-last: today's path
     onnxruntime  fp32 graphs from ``siammask-export``, providers TensorRT > CUDA > CPU
     reference    the published loop's way: network as loaded, fp32, full-frame mask warp
 
@@ -72,12 +72,12 @@ def _variants(arch: str, weights: Path | None, device: torch.device, sizes: list
     variants = []
     for backend in backends:
         for precision in precisions:
-            if precision == "fp16" and (device.type != "cuda" or backend != "torch"):
-                continue  # fp16 only for torch on CUDA (slower than fp32 on the CPU)
+            if precision != "fp32" and backend != "torch":
+                continue  # onnxruntime runs fp32 graphs only
+            if precision == "fp16" and device.type != "cuda":
+                continue  # the torch backend refuses fp16 off CUDA
             model = _build(arch, weights, device, optimize=True)
-            if precision == "fp16":
-                model = model.half()
-            net = make_backend(backend, model, arch, sizes, device=str(device), threads=threads)
+            net = make_backend(backend, model, arch, sizes, device=str(device), threads=threads, precision=precision)
             variants.append(Variant(backend, precision, lambda config, net=net: MultiTargetTracker(net, config)))
     if reference:
         plain = _build(arch, weights, device)
@@ -227,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", type=Path, default=None, help="checkpoint (default: the bundled model)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: %(default)s)")
     parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=["torch", "onnxruntime"])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"],
-                        help="fp16 runs only for torch on CUDA (default: %(default)s)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "bf16"], choices=["fp32", "fp16", "bf16"],
+                        help="fp16 and bf16 run for torch only, fp16 only on CUDA (default: %(default)s)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[255, 831], help="search sizes")
     parser.add_argument("--targets", type=int, nargs="+", default=[1, 4, 16], help="targets per step")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per case and variant")

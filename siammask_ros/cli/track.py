@@ -37,7 +37,7 @@ from siammask_ros.io.message_fields import LostClock, TargetFields
 from siammask_ros.io.render import draw_overlay
 from siammask_ros.io.results import JsonLinesWriter, result_to_record
 from siammask_ros.model import CheckpointError, SiamMask, build_siammask, default_weights_path, resolve_device
-from siammask_ros.model.backends import BACKENDS, Backend, make_backend
+from siammask_ros.model.backends import BACKENDS, PRECISIONS, Backend, make_backend
 from siammask_ros.tracker import InvalidBoxError, InvalidFrameError, SiamMaskTracker, to_bgr
 from siammask_ros.tracker.config import PRESETS, TrackerConfig, preset
 from siammask_ros.tracker.result import TrackResult, TrackState
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="network runtime; onnxruntime exports the model at start and uses TensorRT, "
                              "CUDA or CPU, whichever it has, in that order (default: %(default)s)")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                        help="network weights and inputs in this dtype, torch backend only; fp16 needs CUDA "
+                             "(default: %(default)s)")
     parser.add_argument("--long-term", choices=("on", "off"), default="off",
                         help="widen the search while the target is lost (default: %(default)s)")
     parser.add_argument("--video", type=Path, metavar="FILE", help="write the annotated video (mp4v)")
@@ -130,7 +133,7 @@ def _run(args: argparse.Namespace) -> RunSummary:
     source = _open_source(args)
     config = preset(args.preset).with_changes(long_term={"enabled": args.long_term == "on"})
     model = build_siammask(weights=weights, device=_device(args.device), optimize=True)
-    tracker = SiamMaskTracker(_backend(args.backend, model, config, args.device), config)
+    tracker = SiamMaskTracker(_backend(args.backend, model, config, args.device, args.precision), config)
     with _Outputs(args.output, args.video, args.masks, source.fps) as outputs:
         if args.output_bag is not None:
             outputs.add_bag(BagResultWriter(
@@ -272,12 +275,12 @@ def _weights_file(path: Path | None) -> Path:
     return path
 
 
-def _backend(name: str, model: SiamMask, config: TrackerConfig, device: str) -> Backend:
+def _backend(name: str, model: SiamMask, config: TrackerConfig, device: str, precision: str) -> Backend:
     sizes = [config.instance_size] + ([config.long_term.search_size] if config.long_term.enabled else [])
     try:
-        return make_backend(name, model, "", sizes, device=device)
-    except (ImportError, ValueError) as error:  # onnxruntime missing, or without the device's provider
-        raise UsageError(f"--backend {name}: {error}") from None
+        return make_backend(name, model, "", sizes, device=device, precision=precision)
+    except (ImportError, ValueError) as error:  # onnxruntime missing, without the device's provider,
+        raise UsageError(f"--backend {name} --precision {precision}: {error}") from None  # or a refused precision
 
 
 def _device(name: str) -> torch.device:

@@ -12,6 +12,10 @@ where ``rows`` are single-row ``SearchOutput``s (rows of one or several ``track`
 
 Template features are torch tensors whose first axis is the target, so a tracker can
 ``torch.cat`` the rows of several targets. ``make_backend`` builds one by name.
+
+Precision (``PRECISIONS``) is the dtype of the torch network's weights and inputs: fp32,
+fp16 (CUDA only) or bf16 (CPU and CUDA). Score maps and mask probabilities reach the host's
+numpy geometry as float32 whatever it is; ONNX Runtime runs fp32 graphs only.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .siammask import SearchOutput, SiamMask, resolve_device
 
 __all__ = [
     "BACKENDS",
+    "PRECISIONS",
     "Backend",
     "OnnxRuntimeBackend",
     "TorchBackend",
@@ -38,9 +43,11 @@ __all__ = [
     "crop_skip_windows",
     "make_backend",
     "onnxruntime_providers",
+    "precision_dtype",
 ]
 
 BACKENDS = ("torch", "onnxruntime")
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 Position = tuple[int, int]  # (row, col) on the score map
 
 
@@ -64,25 +71,44 @@ class Backend(Protocol):
         ...
 
 
+def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The torch dtype of ``precision`` (``PRECISIONS``) on ``device``.
+
+    Raises:
+        ValueError: unknown precision, fp16 on a device other than CUDA, or bf16 on a GPU
+            without bf16 support.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision 'fp16' needs a CUDA device; the network runs on {device} "
+                         f"(use fp32 or bf16 there)")  # fmt: skip
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision 'bf16' is not supported by {device} ({torch.cuda.get_device_name(device)})")
+    return PRECISIONS[precision]
+
+
 class TorchBackend:
-    """The torch network as it is (fp32, or whatever dtype its parameters have).
+    """The torch network, in the dtype of ``precision`` or as it is.
 
     Args:
-        model: the network (put in eval mode).
+        model: the network (put in eval mode; moved and converted in place).
         device: where to run; None keeps the device of its parameters, else moves it there.
+        precision: ``"fp32"``, ``"fp16"`` (CUDA only) or ``"bf16"``: weights and inputs in
+            that dtype; None keeps the dtype its parameters have.
+
+    Raises:
+        ValueError: see ``precision_dtype``; the network is left as it was.
     """
 
     name = "torch"
 
-    def __init__(self, model: SiamMask, device: str | torch.device | None = None) -> None:
+    def __init__(self, model: SiamMask, device: str | torch.device | None = None,
+                 precision: str | None = None) -> None:  # fmt: skip
         parameter = next(model.parameters())
-        if device is None:
-            self.device = parameter.device
-        else:
-            self.device = resolve_device(device)
-            model.to(self.device)
-        self.dtype = parameter.dtype
-        self.model = model.eval()
+        self.device = parameter.device if device is None else resolve_device(device)
+        self.dtype = parameter.dtype if precision is None else precision_dtype(precision, self.device)
+        self.model = model.to(self.device, self.dtype).eval()
 
     @torch.inference_mode()
     def template(self, patches: Sequence[np.ndarray]) -> Tensor:
@@ -336,15 +362,21 @@ def make_backend(
     search_sizes: Sequence[int] = (255,),
     device: str = "auto",
     threads: int | None = None,
+    precision: str = "fp32",
 ) -> Backend:
     """The backend called ``name`` (``BACKENDS``) around ``model``, warmed up at every
     search size; onnxruntime exports the network to a temporary directory first.
+    ``precision`` (``PRECISIONS``) converts a torch network in place.
 
     Raises:
-        ValueError: unknown name or device.
+        ValueError: unknown name, device or precision; fp16 off CUDA; onnxruntime with a
+            precision other than fp32.
     """
+    if name == "onnxruntime" and precision != "fp32":
+        raise ValueError(f"the onnxruntime backend runs fp32 graphs only, not precision {precision!r}; "
+                         f"use the torch backend for fp16/bf16")  # fmt: skip
     if name == "torch":
-        torch_backend = TorchBackend(model, None if device == "auto" else device)
+        torch_backend = TorchBackend(model, None if device == "auto" else device, precision)
         torch_backend.warm_up(search_sizes)
         return torch_backend
     if name == "onnxruntime":

@@ -239,7 +239,8 @@ class TrackerNode(LifecycleNode):
         name = self._values["backend"]
         sizes = [config.instance_size] + ([config.long_term.search_size] if config.long_term.enabled else [])
         try:  # also warms up every search size, so the first selection and the first LOST frame are not slow
-            backend = make_backend(name, model, "", sizes, device=device, threads=self._values["cpu_threads"] or None)
+            backend = make_backend(name, model, "", sizes, device=device, threads=self._values["cpu_threads"] or None,
+                                   precision=self._values["precision"])
         except (ImportError, ValueError, RuntimeError) as exc:  # onnxruntime missing, or without the device
             raise ConfigurationError(f"cannot run the {name} backend on device {device!r}: {exc}") from exc
         tracker = MultiTargetTracker(backend, config)

@@ -119,8 +119,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "precision", "fp32",
-        "Network precision. Only fp32 is implemented. Needs a restart.",
-        read_only=True, choices=("fp32",),
+        "Network precision (torch backend): fp32; fp16 (CUDA only, refused on the CPU); bf16 (CPU and "
+        "CUDA). Weights and inputs in that dtype, tracker geometry stays float. onnxruntime: fp32 only. "
+        "Needs a restart.",
+        read_only=True, choices=("fp32", "fp16", "bf16"),
     ),
     ParamSpec(
         "autostart", True,
