@@ -7,6 +7,7 @@
 # Needs only python3 with CUDA PyTorch, onnxruntime(-gpu), onnx and OpenCV: no ROS, no venv
 # (PYTHON=... picks another interpreter). Writes OUTDIR/environment.txt, OUTDIR/export.txt
 # (ONNX export check), OUTDIR/results.md, results.csv, bench.png and OUTDIR/bench.log.
+# Precisions: fp32, fp16 and bf16 (torch) on CUDA; fp32 only on the CPU (bf16 fails the guard there).
 # Exit status: non-zero when the export check or the accuracy guard fails.
 # The test suite runs it with --device cpu and tiny counts so that it cannot rot.
 set -euo pipefail
@@ -35,6 +36,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
+if [[ $DEVICE == cuda* ]]; then PRECISIONS=(fp32 fp16 bf16); else PRECISIONS=(fp32); fi
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
@@ -58,5 +61,6 @@ cat "$OUT/environment.txt"
 
 "$PY" -m siammask_ros.cli.bench_backends --device "$DEVICE" --arch siammask_r50 siammask_mnv2 \
     --sizes "${SIZES[@]}" --targets "${TARGETS[@]}" --repeats "$REPEATS" --guard-frames "$GUARD" \
+    --precisions "${PRECISIONS[@]}" \
     --output-dir "$OUT" 2>&1 | tee "$OUT/bench.log"
 exit "${PIPESTATUS[0]}"
