@@ -148,3 +148,23 @@ def test_bench_has_a_bf16_row_on_the_cpu_and_no_fp16() -> None:
 def test_node_parameter_offers_every_precision() -> None:
     (spec,) = [p for p in PARAMETERS if p.name == "precision"]
     assert spec.choices == tuple(PRECISIONS) and spec.default == "fp32" and spec.read_only
+
+
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        (("precision:=fp16",), "precision 'fp16' needs a CUDA device; the network runs on cpu"),
+        (("backend:=onnxruntime", "precision:=bf16"),
+         "onnxruntime backend runs fp32 graphs only, not precision 'bf16'"),
+    ],
+)
+def test_the_node_fails_configure_on_a_refused_precision(tmp_path: Path, params: tuple[str, ...], words: str) -> None:
+    from node_harness import NODE_START_S, NodeProcess
+
+    process = NodeProcess(tmp_path / "node.log", "/precision", "device:=cpu", *params)
+    try:
+        code = process.process.wait(timeout=NODE_START_S)
+    finally:
+        process.stop()
+    assert code == 1, process.output()[-3000:]
+    assert words in process.output()
