@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Node latency with the bundled model: a synthetic 30 Hz camera in one process, the
 # tracker node in another, both with the shipped Fast DDS profile, under the network rule.
-#   scripts/measure_latency.sh [WIDTH HEIGHT [DURATION_S [TARGETS...]]]
+#   [BACKEND=onnxruntime] scripts/measure_latency.sh [WIDTH HEIGHT [DURATION_S [TARGETS...]]]
 # Prints one line per target count: published/processed rates and latency percentiles.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,7 +16,7 @@ run_one() {  # targets
   local log node
   log="$(mktemp -t siammask_latency.XXXXXX)"
   .venv/bin/python -m siammask_ros.ros.node --ros-args -r image:=/image -p device:=cpu -p cpu_threads:=1 \
-    -p long_term.enabled:=false -p max_targets:=16 > "$log" 2>&1 &
+    -p long_term.enabled:=false -p max_targets:=16 -p backend:="${BACKEND:-torch}" > "$log" 2>&1 &
   node=$!
   PYTHONPATH=test .venv/bin/python test/synthetic_camera.py --width "$width" --height "$height" --rate 30 \
     --duration "$duration" --targets "$1" | tail -n 1
