@@ -195,7 +195,8 @@ class TrackerNode(LifecycleNode):
         self._lifecycle_label = "active"
         self.get_logger().info(
             f"active: images from '{self._image_topic}' ({self._values['image_transport']}), model "
-            f"{self._model_name} ({self._values['backend']}) on {self._device_name} (torch CPU threads: {torch.get_num_threads()}), "
+            f"{self._model_name} ({self._values['backend']}) on {self._device_name} "
+            f"(torch CPU threads: {torch.get_num_threads()}), "
             f"preset {self._values['preset']}; select targets with {self.get_fully_qualified_name()}/select_target "
             f"or on {self.get_fully_qualified_name()}/targets"
         )
@@ -258,8 +259,12 @@ class TrackerNode(LifecycleNode):
             torch.cuda.empty_cache()
 
     def _subscribe(self) -> None:
-        reliability = ReliabilityPolicy.RELIABLE if self._values["qos.reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT
-        image_qos = QoSProfile(depth=self._values["qos.depth"], reliability=reliability, history=HistoryPolicy.KEEP_LAST)
+        reliable = self._values["qos.reliability"] == "reliable"
+        image_qos = QoSProfile(
+            depth=self._values["qos.depth"],
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+            history=HistoryPolicy.KEEP_LAST,
+        )
         compressed = self._values["image_transport"] == "compressed"
         images, sensors = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         image_sub = self.create_subscription(
@@ -426,15 +431,20 @@ class TrackerNode(LifecycleNode):
             try:
                 decisions = self._session.offer(frame.image, frame.color_order, frame.seq, offered)
             except (RuntimeError, MemoryError) as exc:
-                self._reject("detection_failed", f"detections on frame {frame.stamp} not applied: {type(exc).__name__}: {exc}")
+                self._reject(
+                    "detection_failed", f"detections on frame {frame.stamp} not applied: {type(exc).__name__}: {exc}"
+                )
                 return
             for decision in decisions:
                 self._stats.add(f"detections_{decision.action.value}")
                 if decision.action in (Action.STARTED, Action.REINITIALISED):
                     self._states[decision.target_id] = TrackState.TRACKING
-                    self.get_logger().info(f"{decision.action.value} {decision.target_id} from ~/targets on frame {frame.stamp}")
+                    self.get_logger().info(
+                        f"{decision.action.value} {decision.target_id} from ~/targets on frame {frame.stamp}"
+                    )
                 elif decision.action is Action.REFUSED:
-                    self._reject("detection_refused", f"detection for {decision.target_id or 'a new target'} refused: {decision.message}")
+                    who = decision.target_id or "a new target"
+                    self._reject("detection_refused", f"detection for {who} refused: {decision.message}")
 
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response):
         with self._lock:
@@ -511,7 +521,8 @@ class TrackerNode(LifecycleNode):
             before = self._states.get(report.target_id)
             if report.state is TrackState.IDLE:
                 self._states.pop(report.target_id, None)
-                self.get_logger().warn(f"target {report.target_id}: {before.name if before else '?'} -> IDLE: {report.reason}")
+                was = before.name if before else "?"
+                self.get_logger().warn(f"target {report.target_id}: {was} -> IDLE: {report.reason}")
             elif report.state is not before:
                 self._states[report.target_id] = report.state
                 self.get_logger().info(
@@ -528,7 +539,8 @@ class TrackerNode(LifecycleNode):
         tolerance = int(self._values["depth.sync_tolerance"] * 1e9)
         info = self._camera_info.closest(stamp)
         if info is None or not info.within(tolerance):
-            self._reject("depth_unmatched", describe_offset("camera_info", info.offset_ns, tolerance) if info else "no camera_info")
+            why = describe_offset("camera_info", info.offset_ns, tolerance) if info else "no camera_info"
+            self._reject("depth_unmatched", why)
             return {}
         try:
             camera = CameraModel.from_camera_info(info.item)
@@ -555,7 +567,8 @@ class TrackerNode(LifecycleNode):
             return None
         match = self._depth.closest(stamp)
         if match is None or not match.within(tolerance):
-            self._reject("depth_unmatched", describe_offset("depth", match.offset_ns, tolerance) if match else "no depth")
+            why = describe_offset("depth", match.offset_ns, tolerance) if match else "no depth"
+            self._reject("depth_unmatched", why)
             return None
         return depth_to_metres(match.item)
 
@@ -594,7 +607,8 @@ class TrackerNode(LifecycleNode):
             "frame_buffer_bytes": str(self._frames.buffered_bytes if self._frames else 0),
         }
         status = diagnostic_status(
-            f"{self.get_fully_qualified_name()}: tracking", self._device_name, report, self._state_summary(), fatal, extra
+            f"{self.get_fully_qualified_name()}: tracking", self._device_name, report, self._state_summary(), fatal,
+            extra,
         )
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
