@@ -16,10 +16,10 @@ from rosbags.highlevel import AnyReader  # noqa: E402
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 from synthetic_camera import Scene  # noqa: E402
+from test_cli_track import _error_line  # noqa: E402
 
 from siammask_ros.cli.track import main  # noqa: E402
 from siammask_ros.io.bag import BagImageSource, image_topics  # noqa: E402
-from siammask_ros.model import default_weights_path  # noqa: E402
 
 FRAMES, WIDTH, HEIGHT = 8, 160, 120
 TOPIC = "/camera/image_raw"
@@ -252,15 +252,6 @@ def test_source_lists_topics_and_converts_frames(tmp_path, scene):
     # A bare storage file opens as well as the bag folder.
     [db3] = [p for p in bag.iterdir() if p.suffix == ".db3"]
     assert BagImageSource(db3).frame_count == 3
-
-
-def _error_line(capsys):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("siammask-track: error: ")
-    return lines[0]
 
 
 def test_unknown_topic_lists_image_topics(tmp_path, scene, capsys):

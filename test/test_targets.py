@@ -21,8 +21,8 @@ from siammask_ros.ros.targets import (
     SelectionRefused,
     TargetPolicy,
     TargetSession,
-    box_iou,
 )
+from siammask_ros.tracker.geometry import box_iou_xywh
 from siammask_ros.tracker import InvalidBoxError, LongTermConfig, MultiTargetTracker, TrackState, preset
 
 pytestmark = pytest.mark.skipif(default_weights_path() is None, reason="needs the bundled default model")
@@ -71,7 +71,7 @@ def test_targets_get_ids_labels_and_are_tracked_in_one_step(model):
         result = reports[target_id].result
         x, y, w, h = box(name, 1)
         assert result.state is TrackState.TRACKING
-        assert box_iou((result.center[0] - result.size[0] / 2, result.center[1] - result.size[1] / 2, *result.size),
+        assert box_iou_xywh((result.center[0] - result.size[0] / 2, result.center[1] - result.size[1] / 2, *result.size),
                        (x, y, w, h)) > 0.5
 
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from siammask_ros.tracker.geometry import box_iou_xywh
+
 __all__ = [
     "SUCCESS_THRESHOLDS",
     "box_iou_xywh",
@@ -17,18 +19,6 @@ __all__ = [
 
 #: IoU thresholds of the success plot: 0, 0.05, ..., 1.0 (OTB's 21 points).
 SUCCESS_THRESHOLDS: np.ndarray = np.linspace(0.0, 1.0, 21)
-
-
-def box_iou_xywh(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two (x, y, w, h) boxes in continuous pixel coordinates; 0 when either is empty."""
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    if aw <= 0 or ah <= 0 or bw <= 0 or bh <= 0:
-        return 0.0
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -18,12 +18,7 @@ from std_msgs.msg import Header
 
 from siammask_ros.ros.conversions import stamp_key
 
-__all__ = ["Frame", "FrameStore", "StampLookup", "stamp_ns"]
-
-
-def stamp_ns(stamp) -> int:
-    """A builtin_interfaces/Time in nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+__all__ = ["Frame", "FrameStore", "StampLookup"]
 
 
 class Frame(NamedTuple):

@@ -15,6 +15,7 @@ import numpy as np
 
 from siammask_ros.io.message_fields import LostClock, TargetFields
 from siammask_ros.tracker import MultiTargetTracker, TrackResult, TrackState
+from siammask_ros.tracker.geometry import box_iou_xywh
 
 __all__ = [
     "Action",
@@ -25,7 +26,6 @@ __all__ = [
     "TargetPolicy",
     "TargetReport",
     "TargetSession",
-    "box_iou",
 ]
 
 MAX_LABEL = 255  # labels are the pixel values of the mono8 label image
@@ -235,7 +235,7 @@ class TargetSession:
         if target.state is not TrackState.LOST:
             if policy.reinit is ReinitPolicy.WHEN_LOST:
                 return Decision(Action.KEPT, target.target_id)
-            overlap = box_iou(detection.box_xywh, target.box_xywh)
+            overlap = box_iou_xywh(detection.box_xywh, target.box_xywh)
             if overlap < policy.reinit_min_iou:
                 return Decision(
                     Action.REFUSED, target.target_id,
@@ -251,7 +251,7 @@ class TargetSession:
                 continue
             if self.policy.match_class and target.class_id != detection.class_id:
                 continue
-            overlap = box_iou(detection.box_xywh, target.box_xywh)
+            overlap = box_iou_xywh(detection.box_xywh, target.box_xywh)
             if overlap >= best_iou and overlap > 0:
                 best_id, best_iou = target.target_id, overlap
         return best_id
@@ -303,14 +303,3 @@ class TargetSession:
 def _state_box(result: TrackResult) -> tuple[float, float, float, float]:
     (cx, cy), (w, h) = result.center, result.size
     return cx - w / 2, cy - h / 2, w, h
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .config import TrackerConfig
 
 __all__ = [
+    "box_iou_xywh",
     "InvalidBoxError",
     "InvalidFrameError",
     "COLOR_ORDERS",
@@ -520,3 +521,15 @@ def rotated_box_from_mask(
             if areas[best] > min_area:
                 return RotatedBox.from_corners(cv2.boxPoints(cv2.minAreaRect(contours[best])))
     return RotatedBox.axis_aligned(fallback_center[0], fallback_center[1], fallback_size[0], fallback_size[1])
+
+
+def box_iou_xywh(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two (x, y, w, h) boxes in continuous pixel coordinates; 0 when either is empty."""
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    if aw <= 0 or ah <= 0 or bw <= 0 or bh <= 0:
+        return 0.0
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / (aw * ah + bw * bh - inter)
