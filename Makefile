@@ -27,7 +27,7 @@ bench: setup  ## per-stage timing of one tracking step (255 and lost-mode 831), 
 	@$(PY) -m siammask_ros.cli.bench
 	@$(PY) -m siammask_ros.cli.bench_backends --output-dir results/bench
 
-eval: setup  ## accuracy of the bundled model on held-out synthetic sequences
+eval: setup  ## bundled model (node defaults and short-term) vs OpenCV CSRT/KCF/MIL: real clips with hand-checked boxes, held-out synthetic sequences
 	@$(PY) -m siammask_ros.eval
 
 clean:

@@ -49,6 +49,8 @@ def cut(args: argparse.Namespace) -> None:
     for frame in frames:
         writer.write(frame)
     writer.release()
+    # The codec may round the size (405 rows decode as 404): record what the clip decodes to.
+    height, width = _read_frames(CLIP_DIR / f"{args.name}.mp4", 0, 1)[0].shape[:2]
     record = {
         "name": args.name,
         "kind": args.kind,

@@ -88,4 +88,6 @@ install_requirements
 fix_wheel_cmake_paths
 build_vision_msgs_standin
 build_package
+# OpenCV's CSRT/KCF/MIL for `make eval` and its tests live in their own venv (see the script).
+bash "$root/scripts/setup_eval_venv.sh"
 log "ready: $venv"

@@ -1,10 +1,15 @@
-"""``python -m siammask_ros.eval [--weights CKPT]``: accuracy on held-out data, as a table.
+"""``python -m siammask_ros.eval [--weights CKPT]``: accuracy on held-out data, as tables and plots.
 
-Synthetic sequences (exact ground truth, evaluation-only footage and textures): mean box
-IoU, mean mask IoU (J), success AUC, failures (visible-target frames with IoU 0) and the
-frames needed to re-detect the target after a full occlusion, once with the short-term
-tracker and once with long-term search on. Real clips (no ground truth):
-forward-backward consistency. Writes a success plot PNG and a JSON summary to ``--out``.
+1. Real clips with hand-checked boxes (``data/eval_real``): success rate (IoU > 0.5), mean
+   IoU, success AUC, J where outlines exist, ms per frame, confidently-wrong frames
+   (a box delivered with IoU < 0.1) and frames with the target visible but no box delivered.
+2. Synthetic sequences (exact ground truth, evaluation-only footage and textures): mean box
+   IoU, J, AUC, failures and re-detection after a full occlusion.
+
+Each is run for the SiamMask tracker as the node runs it (long-term search on), in short-term
+mode (published SiamMask), and for OpenCV's CSRT, KCF and MIL (from ``.venv-eval``, see
+docs/EVALUATION.md). Real clips without ground truth get a forward-backward check.
+Writes success plots and a JSON summary to ``--out``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+MODE_LABELS = {"long": "siammask-long", "short": "siammask-short"}
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m siammask_ros.eval", description=__doc__,
@@ -24,17 +31,164 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="checkpoint (default: the bundled siammask_mnv2 weights)")
     p.add_argument("--arch", help="architecture (default: recorded in the checkpoint)")
     p.add_argument("--preset", default="vot", help="tracker preset: davis, vot, vot_ld")
-    p.add_argument("--out", default="results/eval", help="folder for success.png and summary.json")
-    p.add_argument("--modes", default="short,long", help="comma list of short, long")
+    p.add_argument("--out", default="results/eval", help="folder for the plots and summary.json")
+    p.add_argument("--modes", default="long,short", help="SiamMask modes, comma list of long, short")
+    p.add_argument("--classical", default="csrt,kcf,mil",
+                   help="OpenCV trackers to compare with (comma list; empty: none)")  # fmt: skip
+    p.add_argument("--sections", default="real,synthetic,fb", help="comma list of real, synthetic, fb")
+    p.add_argument("--clips", default="", help="only these real clips (comma list of names)")
     p.add_argument("--sequences", type=int, default=0, help="evaluate only the first N synthetic sequences")
-    p.add_argument("--no-fb", action="store_true", help="skip the forward-backward check on real clips")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
     return p
 
 
-def _fmt(value: float, digits: int = 3) -> str:
+def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _trackers(model, base, modes: Sequence[str]):
+    """(label, tracker) per SiamMask mode: long-term search on (the node's default) or off."""
+    from siammask_ros.tracker.tracker import SiamMaskTracker
+
+    for mode in modes:
+        long_term = dataclasses.replace(base.long_term, enabled=mode == "long")
+        yield MODE_LABELS[mode], SiamMaskTracker(model, dataclasses.replace(base, long_term=long_term))
+
+
+def _classical_runs(named_sequences, trackers: Sequence[str], threads: int):
+    """OpenCV trackers on (name, frames, init_box) sequences; [] with a note when unavailable."""
+    from .classical import ClassicalUnavailable, run_classical
+
+    if not trackers:
+        return []
+    try:
+        return run_classical(named_sequences, trackers=trackers, threads=threads or None)
+    except ClassicalUnavailable as exc:
+        print(f"(classical trackers skipped: {exc})")
+        return []
+
+
+def _real_section(args, model, base, modes, out: Path, summary: dict) -> None:
+    from .real_clips import ClipRun, load_real_clips, pooled_score, score_run
+    from .runner import plot_success, run_clip
+
+    clips = load_real_clips(names=_split(args.clips))
+    if not clips:
+        print("(no annotated real clips found)")
+        return
+    print(f"\nReal clips with hand-checked boxes: {len(clips)} ({', '.join(c.name for c in clips)})")
+    runs: list[ClipRun] = []
+    for label, tracker in _trackers(model, base, modes):
+        runs += [run_clip(tracker, clip, label) for clip in clips]
+    for r in _classical_runs([(c.name, c.frames, c.init_box) for c in clips], _split(args.classical), args.threads):
+        runs.append(ClipRun(r.tracker, r.sequence, list(r.boxes), list(r.ms)))
+    by_name = {c.name: c for c in clips}
+    scores = [score_run(by_name[run.clip], run) for run in runs]
+    labels = list(dict.fromkeys(run.tracker for run in runs))
+    header = (f"{'clip':<20}{'tracker':<16}{'frames':>7}{'success':>8}{'meanIoU':>8}{'AUC':>7}{'J':>7}"
+              f"{'ms':>7}{'confWrong':>10}{'lostVis':>8}")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+
+    def row(s) -> str:
+        return (f"{s.clip:<20}{s.tracker:<16}{s.ious.size:>7}{s.success:>8.3f}{s.mean_iou:>8.3f}{s.auc:>7.3f}"
+                f"{_fmt(float(s.js.mean()) if s.js.size else None):>7}{s.ms:>7.1f}{s.confidently_wrong:>10.3f}"
+                f"{s.lost_while_visible:>8.3f}")  # fmt: skip
+
+    for clip in clips:
+        for s in scores:
+            if s.clip == clip.name:
+                print(row(s))
+    print("-" * len(header))
+    pooled = [pooled_score(scores, label) for label in labels]
+    for s in pooled:
+        print(row(s))
+    per_clip_means = {label: float(sum(s.mean_iou for s in scores if s.tracker == label)
+                                    / sum(1 for s in scores if s.tracker == label)) for label in labels}  # fmt: skip
+    print("mean over clips of mean IoU: " + ", ".join(f"{k} {v:.3f}" for k, v in per_clip_means.items()))
+    plot_success({s.tracker: s.ious for s in pooled}, out / "success_real.png", title="Real clips, hand-checked boxes")
+    summary["real"] = {
+        "clips": {c.name: {"kind": c.kind, "target": c.target, "frames": len(c.frames), "scored": len(c.scored_frames)}
+                  for c in clips},  # fmt: skip
+        "scores": [_score_dict(s) for s in scores],
+        "pooled": [_score_dict(s) for s in pooled],
+        "mean_of_clip_mean_iou": per_clip_means,
+    }
+
+
+def _score_dict(s) -> dict[str, object]:
+    return {
+        "clip": s.clip, "tracker": s.tracker, "frames": int(s.ious.size), "success": s.success,
+        "mean_iou": s.mean_iou, "auc": s.auc, "j": float(s.js.mean()) if s.js.size else None, "ms": s.ms,
+        "confidently_wrong": s.confidently_wrong, "lost_while_visible": s.lost_while_visible,
+    }  # fmt: skip
+
+
+def _synthetic_section(args, model, base, modes, out: Path, summary: dict) -> None:
+    from siammask_ros.train.sources import EVAL_STILLS, load_pool
+
+    from .metrics import success_auc
+    from .runner import plot_success, run_sequence, score_sequence_boxes, summarise
+    from .sequences import DEFAULT_SPECS, make_sequence
+
+    pool = load_pool("eval", stills=EVAL_STILLS, videos=())
+    specs = DEFAULT_SPECS[: args.sequences] if args.sequences else DEFAULT_SPECS
+    sequences = [make_sequence(spec, pool) for spec in specs]
+    print(f"\nSynthetic held-out sequences: {len(sequences)}")
+    results: dict[str, list] = {}
+    for label, tracker in _trackers(model, base, modes):
+        results[label] = [run_sequence(tracker, seq) for seq in sequences]
+    classical = _classical_runs([(s.name, s.frames, tuple(s.boxes[0])) for s in sequences],
+                                _split(args.classical), args.threads)  # fmt: skip
+    by_name = {s.name: s for s in sequences}
+    for run in classical:
+        results.setdefault(run.tracker, []).append(score_sequence_boxes(by_name[run.sequence], run.boxes, run.ms))
+    header = (f"{'sequence':<24}{'tracker':<16}{'frames':>7}{'boxIoU':>8}{'J':>7}{'AUC':>7}{'fail':>6}"
+              f"{'redet':>7}{'confWrong':>10}{'lostVis':>8}")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    curves = {}
+    for label, per_sequence in results.items():
+        for r in per_sequence:
+            redet = "never" if r.redetect_failed else ("-" if r.redetect is None else str(r.redetect))
+            print(f"{r.name:<24}{label:<16}{r.box_iou.size:>7}{r.box_iou.mean():>8.3f}{_fmt(float(r.mask_j.mean())):>7}"
+                  f"{success_auc(r.box_iou):>7.3f}{r.failures:>6}{redet:>7}")  # fmt: skip
+        total = summarise(per_sequence)
+        summary.setdefault("synthetic", {})[label] = total
+        curves[label] = [v for r in per_sequence for v in r.box_iou]
+        redet = f"{_fmt(total['redetect_mean'], 1)}/{_fmt(total['redetect_max'], 0)}"
+        print(f"{'ALL (mean/max redet)':<24}{label:<16}{int(total['frames']):>7}{total['box_iou']:>8.3f}"
+              f"{_fmt(total['mask_j']):>7}{total['auc']:>7.3f}{int(total['failures']):>6}{redet:>7}"
+              f"{total['confidently_wrong']:>10.3f}{total['lost_while_visible']:>8.3f}"
+              f"   re-detected {int(total['redetected'])}/{int(total['occlusions'])}, {total['track_ms']:.0f} ms/frame")
+        print("-" * len(header))
+    plot_success(curves, out / "success.png")
+
+
+def _fb_section(model, base, summary: dict) -> None:
+    from siammask_ros.tracker.tracker import SiamMaskTracker
+    from siammask_ros.train.sources import find_source, read_video
+
+    from .runner import FB_CLIPS, forward_backward
+
+    tracker = SiamMaskTracker(model, base)
+    fb = []
+    print(f"\n{'forward-backward clip':<28}{'frames':>7}{'return centre err px':>22}{'return IoU':>12}")
+    for clip in FB_CLIPS:
+        path = find_source(clip.name)
+        if path is None:
+            print(f"{clip.name:<28}  (not installed, skipped)")
+            continue
+        frames = read_video(path, max_frames=clip.start + clip.frames, max_side=10_000)[clip.start :]
+        r = forward_backward(tracker, frames, clip.box, f"{clip.name} {clip.label}")
+        fb.append(dataclasses.asdict(r))
+        print(f"{r.name:<28}{r.frames:>7}{r.centre_error_px:>22.1f}{r.return_iou:>12.3f}")
+    summary["forward_backward"] = fb
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,13 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from siammask_ros.model import build_siammask, default_weights_path, load_checkpoint
-    from siammask_ros.tracker.config import LongTermConfig, preset
-    from siammask_ros.tracker.tracker import SiamMaskTracker
-    from siammask_ros.train.sources import EVAL_STILLS, find_source, load_pool, read_video
-
-    from .metrics import success_auc
-    from .runner import FB_CLIPS, forward_backward, plot_success, run_sequence, summarise
-    from .sequences import DEFAULT_SPECS, make_sequence
+    from siammask_ros.tracker.config import preset
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,58 +211,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siammask eval: {exc}", file=sys.stderr)
         return 2
     base = preset(args.preset)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    for mode in modes:
-        if mode not in ("short", "long"):
-            raise SystemExit(f"unknown mode {mode!r}: use short and/or long")
+    modes = _split(args.modes)
+    sections = _split(args.sections)
+    for name, allowed, given in (("mode", MODE_LABELS, modes), ("section", ("real", "synthetic", "fb"), sections)):
+        unknown = [g for g in given if g not in allowed]
+        if unknown:
+            print(f"siammask eval: unknown {name} {unknown}: use {', '.join(allowed)}", file=sys.stderr)
+            return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
-    pool = load_pool("eval", stills=EVAL_STILLS, videos=())
-    specs = DEFAULT_SPECS[: args.sequences] if args.sequences else DEFAULT_SPECS
-    sequences = [make_sequence(spec, pool) for spec in specs]
-    print(f"weights {weights} (arch {arch}), preset {args.preset}, {len(sequences)} synthetic sequences")
-
+    print(f"weights {weights} (arch {arch}), preset {args.preset}")
     summary: dict[str, object] = {"weights": str(weights), "arch": arch, "preset": args.preset}
-    curves = {}
-    header = f"{'sequence':<24}{'mode':<7}{'frames':>7}{'boxIoU':>8}{'J':>7}{'AUC':>7}{'fail':>6}{'redet':>7}"
-    print(header)
-    print("-" * len(header))
-    for mode in modes:
-        config = dataclasses.replace(base, long_term=LongTermConfig(enabled=mode == "long"))
-        tracker = SiamMaskTracker(model, config)
-        results = [run_sequence(tracker, seq) for seq in sequences]
-        for r in results:
-            redet = "never" if r.redetect_failed else ("-" if r.redetect is None else str(r.redetect))
-            print(f"{r.name:<24}{mode:<7}{r.box_iou.size:>7}{r.box_iou.mean():>8.3f}{r.mask_j.mean():>7.3f}"
-                  f"{success_auc(r.box_iou):>7.3f}{r.failures:>6}{redet:>7}")  # fmt: skip
-        total = summarise(results)
-        summary[mode] = total
-        curves[f"{mode}-term"] = [v for r in results for v in r.box_iou]
-        redet = f"{_fmt(total['redetect_mean'], 1)}/{_fmt(total['redetect_max'], 0)}"
-        print(f"{'ALL (mean/max redet)':<24}{mode:<7}{int(total['frames']):>7}{total['box_iou']:>8.3f}"
-              f"{total['mask_j']:>7.3f}{total['auc']:>7.3f}{int(total['failures']):>6}{redet:>9}"
-              f"   re-detected {int(total['redetected'])}/{int(total['occlusions'])} occlusions,"
-              f" {total['track_ms']:.0f} ms/frame (median)")  # fmt: skip
-        print("-" * len(header))
-    plot_success(curves, out / "success.png")
-
-    if not args.no_fb:
-        tracker = SiamMaskTracker(model, base)
-        fb = []
-        print(f"{'real clip':<28}{'frames':>7}{'return centre err px':>22}{'return IoU':>12}")
-        for clip in FB_CLIPS:
-            path = find_source(clip.name)
-            if path is None:
-                print(f"{clip.name:<28}  (not installed, skipped)")
-                continue
-            frames = read_video(path, max_frames=clip.start + clip.frames, max_side=10_000)[clip.start :]
-            r = forward_backward(tracker, frames, clip.box, f"{clip.name} {clip.label}")
-            fb.append(dataclasses.asdict(r))
-            print(f"{r.name:<28}{r.frames:>7}{r.centre_error_px:>22.1f}{r.return_iou:>12.3f}")
-        summary["forward_backward"] = fb
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {out / 'success.png'} and {out / 'summary.json'}")
+    try:
+        if "real" in sections:
+            _real_section(args, model, base, modes, out, summary)
+        if "synthetic" in sections:
+            _synthetic_section(args, model, base, modes, out, summary)
+        if "fb" in sections:
+            _fb_section(model, base, summary)
+    except (ValueError, OSError) as exc:  # a clip that cannot be read or scored, an unknown clip name
+        print(f"siammask eval: {exc}", file=sys.stderr)
+        return 2
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    print(f"wrote plots and {out / 'summary.json'}")
     return 0
 
 

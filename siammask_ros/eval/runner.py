@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from siammask_ros.tracker.result import RotatedBox, TrackState
 from siammask_ros.tracker.tracker import SiamMaskTracker
 
 from .metrics import box_iou_xywh, mask_iou, redetection_frames, success_auc, success_curve
+from .real_clips import ClipRun, RealClip
 from .sequences import SyntheticSequence
 
 __all__ = [
@@ -20,8 +22,11 @@ __all__ = [
     "FBResult",
     "SequenceResult",
     "forward_backward",
+    "hull_xywh",
     "plot_success",
+    "run_clip",
     "run_sequence",
+    "score_sequence_boxes",
     "summarise",
 ]
 
@@ -37,11 +42,17 @@ class SequenceResult:
     redetect: int | None  # frames to re-detect after a full occlusion; None: none in the sequence
     redetect_failed: bool  # the sequence had an occlusion and the target was never found again
     track_ms: list[float] = field(default_factory=list)
+    tracking: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # visible frames in TRACKING
 
     @property
     def failures(self) -> int:
         """Visible-target frames with no overlap at all."""
         return int(np.count_nonzero(self.box_iou == 0))
+
+    @property
+    def confidently_wrong(self) -> int:
+        """Visible-target frames reported as TRACKING with box IoU below 0.1."""
+        return int(np.count_nonzero(self.tracking & (self.box_iou < 0.1)))
 
 
 def _state_box(center: tuple[float, float], size: tuple[float, float]) -> tuple[float, float, float, float]:
@@ -51,7 +62,7 @@ def _state_box(center: tuple[float, float], size: tuple[float, float]) -> tuple[
 def run_sequence(tracker: SiamMaskTracker, seq: SyntheticSequence) -> SequenceResult:
     """Initialise on the first ground-truth box and track the rest of ``seq``."""
     tracker.initialize(seq.frames[0], seq.boxes[0])
-    box_ious, js, all_ious, times = [], [], [], []
+    box_ious, js, all_ious, times, tracking = [], [], [], [], []
     for i in range(1, len(seq.frames)):
         start = time.perf_counter()
         result = tracker.track(seq.frames[i])
@@ -61,19 +72,65 @@ def run_sequence(tracker: SiamMaskTracker, seq: SyntheticSequence) -> SequenceRe
         if seq.visible[i] > 0:
             box_ious.append(iou)
             js.append(mask_iou(result.mask, seq.masks[i]))
+            tracking.append(result.state is TrackState.TRACKING)
     all_arr = np.asarray(all_ious)
     redetect = None
     failed = False
     if seq.reappear is not None:
         redetect = redetection_frames(all_arr, seq.reappear - 1)  # all_arr starts at frame 1
         failed = redetect is None
-    return SequenceResult(seq.name, np.asarray(box_ious), np.asarray(js), all_arr, redetect, failed, times)
+    return SequenceResult(
+        seq.name, np.asarray(box_ious), np.asarray(js), all_arr, redetect, failed, times, np.asarray(tracking, bool)
+    )
+
+
+def score_sequence_boxes(
+    seq: SyntheticSequence, boxes: Sequence[tuple[float, float, float, float] | None], ms: Sequence[float]
+) -> SequenceResult:
+    """A box-only tracker's output on frames 1..N-1 of ``seq`` as a SequenceResult (J is NaN;
+    a frame without a box scores IoU 0 and counts as not tracking)."""
+    if len(boxes) != len(seq.frames) - 1:
+        raise ValueError(f"{len(boxes)} boxes for {len(seq.frames) - 1} frames of {seq.name}")
+    all_ious = np.asarray([0.0 if b is None else box_iou_xywh(b, seq.boxes[i + 1]) for i, b in enumerate(boxes)])
+    visible = np.asarray(seq.visible[1:]) > 0
+    redetect, failed = None, False
+    if seq.reappear is not None:
+        redetect = redetection_frames(all_ious, seq.reappear - 1)
+        failed = redetect is None
+    tracking = np.asarray([b is not None for b in boxes], dtype=bool)[visible]
+    return SequenceResult(
+        seq.name, all_ious[visible], np.full(int(visible.sum()), np.nan), all_ious, redetect, failed, list(ms), tracking
+    )
+
+
+def hull_xywh(box: RotatedBox) -> tuple[float, float, float, float]:
+    """Axis-aligned bounds ``(x, y, w, h)`` of a rotated box."""
+    x0, y0 = box.corners.min(axis=0)
+    x1, y1 = box.corners.max(axis=0)
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+def run_clip(tracker: SiamMaskTracker, clip: RealClip, label: str) -> ClipRun:
+    """Track ``clip`` from its first box; a frame delivers the published rotated box's bounds
+    while the state is TRACKING (what ``~/detections`` carries) and nothing while LOST."""
+    tracker.initialize(clip.frames[0], clip.init_box)
+    run = ClipRun(label, clip.name, [], [])
+    for i in range(1, len(clip.frames)):
+        start = time.perf_counter()
+        result = tracker.track(clip.frames[i])
+        run.ms.append((time.perf_counter() - start) * 1000)
+        delivered = result.state is TrackState.TRACKING
+        run.boxes.append(hull_xywh(result.rotated_box) if delivered else None)
+        if i in clip.masks:
+            run.masks[i] = result.mask if delivered else np.zeros_like(result.mask)
+    return run
 
 
 def summarise(results: Sequence[SequenceResult]) -> dict[str, float]:
     """Frame-weighted means over sequences, AUC of the pooled IoUs, failures, re-detection."""
     ious = np.concatenate([r.box_iou for r in results])
     js = np.concatenate([r.mask_j for r in results])
+    tracking = np.concatenate([r.tracking for r in results])
     redetects = [r.redetect for r in results if r.redetect is not None]
     occluded = [r for r in results if r.redetect is not None or r.redetect_failed]
     return {
@@ -87,6 +144,9 @@ def summarise(results: Sequence[SequenceResult]) -> dict[str, float]:
         "redetected": float(len(redetects)),
         "occlusions": float(len(occluded)),
         "track_ms": float(np.median(np.concatenate([r.track_ms for r in results]))),
+        # Shares of visible-target frames: TRACKING with IoU < 0.1, and LOST.
+        "confidently_wrong": float(sum(r.confidently_wrong for r in results) / max(1, np.count_nonzero(tracking))),
+        "lost_while_visible": float(np.mean(~tracking)) if tracking.size else float("nan"),
     }
 
 
@@ -135,7 +195,9 @@ def forward_backward(
     return FBResult(name, len(frames), error, box_iou_xywh(_state_box(result.center, result.size), box))
 
 
-def plot_success(curves: dict[str, Sequence[float]], path: str | Path) -> None:
+def plot_success(
+    curves: dict[str, Sequence[float]], path: str | Path, title: str = "Synthetic held-out sequences"
+) -> None:
     """Success plot (fraction of frames with IoU above each threshold), AUC in the legend."""
     import matplotlib
 
@@ -153,7 +215,7 @@ def plot_success(curves: dict[str, Sequence[float]], path: str | Path) -> None:
     ax.set_ylim(0, 1)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower left")
-    ax.set_title("Synthetic held-out sequences")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

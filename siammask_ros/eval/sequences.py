@@ -24,14 +24,14 @@ import numpy as np
 from siammask_ros.train.sources import EVAL_STILLS, ImagePool, find_source, load_pool, read_video
 from siammask_ros.train.synth import SynthObject, make_object, paste
 
-__all__ = ["DEFAULT_SPECS", "SequenceSpec", "SyntheticSequence", "make_sequence"]
+__all__ = ["DEFAULT_SPECS", "TUNING_SPECS", "SequenceSpec", "SyntheticSequence", "make_sequence"]
 
 
 @dataclass(frozen=True)
 class SequenceSpec:
     """What one synthetic sequence shows."""
 
-    background: str  # an evaluation clip
+    background: str  # an evaluation clip (a training clip for TUNING_SPECS)
     seed: int
     occlusion: bool = False
     distractor: bool = False
@@ -70,6 +70,15 @@ DEFAULT_SPECS: tuple[SequenceSpec, ...] = tuple(
     SequenceSpec(background, seed, occlusion=event == "occlusion", distractor=event == "distractor",
                  frames=_LENGTHS[background])  # fmt: skip
     for background in _LENGTHS
+    for seed in (0, 1)
+    for event in ("plain", "occlusion", "distractor")
+)
+
+#: Sequences for choosing tracker settings, built the same way from *training* footage
+#: (backgrounds and object textures): tuning never looks at the evaluation sets.
+TUNING_SPECS: tuple[SequenceSpec, ...] = tuple(
+    SequenceSpec(background, seed, occlusion=event == "occlusion", distractor=event == "distractor", frames=80)
+    for background in ("Megamind.avi", "bigbuckbunny.mp4")
     for seed in (0, 1)
     for event in ("plain", "occlusion", "distractor")
 )

@@ -55,6 +55,9 @@ class TrackerConfig:
     anchor_ratios: tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
     anchor_scales: tuple[float, ...] = (8.0,)
     min_box_size: float = 10.0
+    # Publish the box branch's (axis-aligned) box instead of the mask's rotated box when the
+    # two overlap less than this (polygon IoU). 0 = off, as the published tracker.
+    box_fallback_iou: float = 0.0
     long_term: LongTermConfig = field(default_factory=LongTermConfig)
 
     def __post_init__(self) -> None:
@@ -62,6 +65,8 @@ class TrackerConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if not 0.0 <= self.box_fallback_iou <= 1.0:
+            raise ValueError(f"box_fallback_iou must be in [0, 1], got {self.box_fallback_iou}")
         for name in ("window_influence", "lr", "seg_thr"):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} must be <= 1, got {getattr(self, name)}")

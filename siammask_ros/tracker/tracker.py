@@ -29,6 +29,7 @@ from .geometry import (
     foreground_scores,
     generate_anchors,
     mask_in_frame,
+    polygon_iou,
     refined_patch_box,
     rotated_box_from_mask,
     scale_ratio_penalty,
@@ -87,6 +88,20 @@ class _Choice(NamedTuple):
     confidence: float  # raw foreground probability there
     lr: float
     pred: np.ndarray | None  # (dx, dy, w, h) in frame pixels; None when not finite
+
+
+def _box_branch_if_mask_disagrees(
+    mask_box: RotatedBox, center: tuple[float, float], size: tuple[float, float], min_iou: float
+) -> RotatedBox:
+    """The box branch's box where the mask's rotated box overlaps it less than ``min_iou``.
+
+    A mask that spills onto a neighbouring object, or covers only part of the target, turns
+    and stretches the mask's rectangle while the box branch still frames the target.
+    """
+    if min_iou <= 0:
+        return mask_box
+    state_box = RotatedBox.axis_aligned(*center, *size)
+    return state_box if polygon_iou(mask_box.corners, state_box.corners) < min_iou else mask_box
 
 
 class _Stepper:
@@ -231,6 +246,7 @@ class _Stepper:
             )
             rotated_box = rotated_box_from_mask(mask, new_center, new_size, region)
             center, size = clip_state(new_center, new_size, frame_w, frame_h, cfg.min_box_size)
+            rotated_box = _box_branch_if_mask_disagrees(rotated_box, center, size, cfg.box_fallback_iou)
 
         seq.center, seq.size = center, size
         if choice.confidence < long_term.confidence_low:

@@ -1,0 +1,83 @@
+"""``python -m siammask_ros.eval.tune --set box_fallback_iou=0,0.5,0.7``: choose a tracker setting.
+
+Runs the tracker as the node runs it (preset, long-term search on) over synthetic sequences
+built from *training* footage (``TUNING_SPECS``), once per value, and prints the IoU of the
+published box (the rotated box's bounds, what a follower gets), of the state box, J and the
+share of visible frames with a box delivered. The evaluation sets are never used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _parse_setting(text: str) -> tuple[str, list[float]]:
+    name, _, values = text.partition("=")
+    if not name or not values:
+        raise argparse.ArgumentTypeError(f"expected NAME=V1,V2,..., got {text!r}")
+    try:
+        return name, [float(v) for v in values.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"values of {name} must be numbers: {values!r}") from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m siammask_ros.eval.tune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--set", type=_parse_setting, required=True, help="TrackerConfig field and values to try")
+    p.add_argument("--weights", help="checkpoint (default: the bundled model)")
+    p.add_argument("--preset", default="vot")
+    p.add_argument("--threads", type=int, default=0)
+    args = p.parse_args(argv)
+
+    import torch
+
+    from siammask_ros.model import build_siammask, default_weights_path, load_checkpoint
+    from siammask_ros.tracker.config import preset
+    from siammask_ros.tracker.result import TrackState
+    from siammask_ros.tracker.tracker import SiamMaskTracker
+    from siammask_ros.train.sources import TRAIN_STILLS, load_pool
+
+    from .metrics import box_iou_xywh, mask_iou
+    from .runner import hull_xywh
+    from .sequences import TUNING_SPECS, make_sequence
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    weights = args.weights or default_weights_path()
+    model = build_siammask(load_checkpoint(weights).arch or "siammask_mnv2", weights=weights, optimize=True)
+    pool = load_pool("train", stills=TRAIN_STILLS, videos=())
+    sequences = [make_sequence(spec, pool) for spec in TUNING_SPECS]
+    base = preset(args.preset)
+    base = dataclasses.replace(base, long_term=dataclasses.replace(base.long_term, enabled=True))
+    name, values = args.set
+    print(f"{len(sequences)} tuning sequences (training footage); {name} in {values}")
+    for value in values:
+        tracker = SiamMaskTracker(model, base.with_changes(**{name: value}))
+        published, state, js, delivered = [], [], [], []
+        for seq in sequences:
+            tracker.initialize(seq.frames[0], seq.boxes[0])
+            for i in range(1, len(seq.frames)):
+                result = tracker.track(seq.frames[i])
+                if seq.visible[i] <= 0:
+                    continue
+                tracking = result.state is TrackState.TRACKING
+                delivered.append(tracking)
+                published.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]) if tracking else 0.0)
+                x, y = result.center[0] - result.size[0] / 2, result.center[1] - result.size[1] / 2
+                state.append(box_iou_xywh((x, y, *result.size), seq.boxes[i]))
+                js.append(mask_iou(result.mask, seq.masks[i]))
+        pub = np.asarray(published)
+        print(f"{name}={value:g}: published box IoU {pub.mean():.3f} (success {np.mean(pub > 0.5):.3f}), "
+              f"state box IoU {np.mean(state):.3f}, J {np.mean(js):.3f}, delivered {np.mean(delivered):.3f}",
+              flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
