@@ -227,3 +227,40 @@ def test_exported_weights_are_half_precision_and_load_into_the_arch(trainer: Tra
     for key, value in model.state_dict().items():
         if value.is_floating_point():
             torch.testing.assert_close(value, reference[key].half().float())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_touching_neighbours_and_hard_negatives_keep_masks_consistent(seed: int) -> None:
+    from siammask_ros.train.synth import SynthConfig
+
+    config = SynthConfig(p_neighbour=1.0, p_hard_negative=1.0, p_negative=0.5, p_occluder=0.0, p_border=0.0)
+    sample = synthesise_pair(np.random.default_rng(seed), _pool(), config)
+    assert not np.any(sample.mask & ~sample.full_mask)
+    if sample.positive:
+        # Nothing covers the target here, so the neighbour behind it leaves the whole object visible.
+        assert np.array_equal(sample.mask, sample.full_mask) and sample.mask.any()
+    else:
+        assert not sample.mask.any()
+
+
+def test_neighbour_offsets_make_the_two_objects_touch() -> None:
+    from siammask_ros.train.synth import _touching_offset
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        dx, dy = _touching_offset(rng)
+        # Boxes of equal size overlap when the centres are less than one size apart on both axes.
+        assert abs(dx) < 1.0 and abs(dy) < 1.0 and 0.5 < math.hypot(dx, dy) < 0.9
+
+
+def test_synth_options_on_the_command_line_are_checked() -> None:
+    from siammask_ros.train.__main__ import _synth_config
+    from siammask_ros.train.synth import SynthConfig
+
+    assert _synth_config(SynthConfig, ["p_neighbour=0.3"]).p_neighbour == 0.3
+    with pytest.raises(SystemExit, match="no such field"):
+        _synth_config(SynthConfig, ["p_nope=1"])
+    with pytest.raises(SystemExit, match="must be a probability"):
+        _synth_config(SynthConfig, ["p_neighbour=2"])
+    with pytest.raises(SystemExit, match="not a number"):
+        _synth_config(SynthConfig, ["p_neighbour=x"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -32,13 +33,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=float, default=240.0, help="seconds between checkpoints")
     p.add_argument("--time-budget", type=float, default=0.0, help="minutes of training at most (0: no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--synth", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a SynthConfig field, e.g. p_neighbour=0.3 (repeatable)")  # fmt: skip
     p.add_argument("--export", help="also write the final fp16 weights here (package checkpoint format)")
     return p
+
+
+def _synth_config(cls, settings: Sequence[str]):
+    """SynthConfig with ``FIELD=VALUE`` changes; a bad name or value exits with the reason."""
+    changes = {}
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in fields:
+            raise SystemExit(f"--synth {setting!r}: no such field; fields: {', '.join(fields)}")
+        try:
+            changes[name] = int(value) if fields[name] in (int, "int") else float(value)
+        except ValueError:
+            raise SystemExit(f"--synth {setting!r}: {value!r} is not a number") from None
+    try:
+        return cls(**changes)
+    except ValueError as exc:
+        raise SystemExit(f"--synth: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .loop import TrainConfig, Trainer, export_weights
+    from .synth import SynthConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint_every_s=args.checkpoint_every,
         device=args.device,
         time_budget_s=args.time_budget * 60.0,
+        synth=_synth_config(SynthConfig, args.synth),
     )
     trainer = Trainer(config, init=args.init)
     if args.resume:
@@ -75,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train_backbone_from": config.train_backbone_from,
             "init": args.init,
             "seed": config.seed,
+            "synth": dataclasses.asdict(config.synth),
         }
         path = export_weights(trainer.model, args.export, config.arch, metadata)
         print(f"exported {path}", flush=True)

@@ -59,6 +59,7 @@ class TrainConfig:
     imagenet: bool = True  # start the backbone from the ImageNet checkpoint (when no init is given)
     time_budget_s: float = 0.0  # > 0: also stop (and finish the LR decay) when this much training time is spent
     weights: LossWeights = field(default_factory=LossWeights)
+    synth: SynthConfig = field(default_factory=SynthConfig)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "log_every"):
@@ -128,7 +129,7 @@ class Trainer:
         fp16 = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)  # loss scaling only for fp16 autocast
         self.pool = pool if pool is not None else load_pool("train")
-        self.synth = SynthConfig()
+        self.synth = config.synth
         self.labels = LabelConfig()
         self.step = 0
         self.elapsed_s = 0.0  # training time over all sessions of this run

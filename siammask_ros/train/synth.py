@@ -52,13 +52,20 @@ class SynthConfig:
     p_blur: float = 0.25
     p_gray: float = 0.05
     p_border: float = 0.1  # mean-colour padding, as when a crop leaves the frame
+    # Another object touching the target from behind in template and search (a hand holding
+    # a cup, a person beside a bike): the mask must stop at the target's edge.
+    p_neighbour: float = 0.0
+    # Of the negative pairs, the share whose search shows a look-alike of the template's
+    # object instead of an unrelated one: confidence must stay low on a similar wrong object.
+    p_hard_negative: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.instance_size - self.exemplar_size) % 2:
             raise ValueError(
                 f"instance_size - exemplar_size must be even, got {self.instance_size} - {self.exemplar_size}"
             )
-        for name in ("p_negative", "p_occluder", "p_distractor", "p_textured", "p_blur", "p_gray", "p_border"):
+        for name in ("p_negative", "p_occluder", "p_distractor", "p_textured", "p_blur", "p_gray", "p_border",
+                     "p_neighbour", "p_hard_negative"):  # fmt: skip
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability, got {value}")
@@ -333,6 +340,13 @@ def _distractor_centre(rng: np.random.Generator, target: tuple[float, float], si
     return None
 
 
+def _touching_offset(rng: np.random.Generator) -> tuple[float, float]:
+    """Centre offset of a neighbour, in units of the target's size, so that the two touch or overlap."""
+    direction = rng.uniform(0, 2 * math.pi)
+    reach = rng.uniform(0.55, 0.85)
+    return (reach * math.cos(direction), reach * math.sin(direction))
+
+
 def synthesise_pair(rng: np.random.Generator, pool: ImagePool, config: SynthConfig | None = None) -> PairSample:
     """One random template/search pair (see the module docstring)."""
     cfg = config or SynthConfig()
@@ -346,6 +360,12 @@ def synthesise_pair(rng: np.random.Generator, pool: ImagePool, config: SynthConf
 
     obj = make_object(rng, pool, p_textured=cfg.p_textured)
     size = _object_size_for_template(obj, ex, cfg.context_amount)
+    # (A probability of 0 draws nothing, so pairs of earlier configurations stay as they were.)
+    with_neighbour = cfg.p_neighbour > 0 and rng.random() < cfg.p_neighbour
+    neighbour = make_object(rng, pool, p_textured=cfg.p_textured) if with_neighbour else None
+    touch = _touching_offset(rng) if neighbour is not None else (0.0, 0.0)
+    if neighbour is not None:
+        paste(template_view, neighbour, (centre + touch[0] * size[0], centre + touch[1] * size[1]), size)
     paste(template_view, obj, (centre, centre), size)
     template = template_view[margin : margin + ex, margin : margin + ex].copy()
 
@@ -362,7 +382,14 @@ def synthesise_pair(rng: np.random.Generator, pool: ImagePool, config: SynthConf
         if where is not None:
             paste(search, look_alike(rng, obj, pool), where, size2, rng.uniform(-30, 30))
     gain, bias = _photometric(rng)
-    placed = obj if positive else make_object(rng, pool, p_textured=cfg.p_textured)
+    if neighbour is not None and positive:
+        paste(search, neighbour, (target[0] + touch[0] * size2[0], target[1] + touch[1] * size2[1]), size2, angle)
+    if positive:
+        placed = obj
+    elif cfg.p_hard_negative > 0 and rng.random() < cfg.p_hard_negative:
+        placed = look_alike(rng, obj, pool)
+    else:
+        placed = make_object(rng, pool, p_textured=cfg.p_textured)
     placed_size = size2 if positive else _object_size_for_template(placed, ex, cfg.context_amount)
     alpha = paste(search, placed, target, placed_size, angle, gain, bias)
     full_mask = (alpha > 0.5).astype(np.uint8)
