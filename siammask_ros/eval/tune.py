@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = dataclasses.replace(base, long_term=dataclasses.replace(base.long_term, enabled=True))
     name, values = args.set
     print(f"{len(sequences)} tuning sequences (training footage); {name} in {values}")
+    if name == "box_fallback_iou":
+        _box_fallback(model, base, sequences, values)
+        return 0
     for value in values:
         tracker = SiamMaskTracker(model, base.with_changes(**{name: value}))
         published, state, js, delivered = [], [], [], []
@@ -69,14 +72,51 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tracking = result.state is TrackState.TRACKING
                 delivered.append(tracking)
                 published.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]) if tracking else 0.0)
-                x, y = result.center[0] - result.size[0] / 2, result.center[1] - result.size[1] / 2
-                state.append(box_iou_xywh((x, y, *result.size), seq.boxes[i]))
+                state.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
                 js.append(mask_iou(result.mask, seq.masks[i]))
-        pub = np.asarray(published)
-        print(f"{name}={value:g}: published box IoU {pub.mean():.3f} (success {np.mean(pub > 0.5):.3f}), "
-              f"state box IoU {np.mean(state):.3f}, J {np.mean(js):.3f}, delivered {np.mean(delivered):.3f}",
-              flush=True)  # fmt: skip
+        _report(f"{name}={value:g}", np.asarray(published), state, js, delivered)
     return 0
+
+
+def _state_xywh(result) -> tuple[float, float, float, float]:
+    return (result.center[0] - result.size[0] / 2, result.center[1] - result.size[1] / 2, *result.size)
+
+
+def _report(label: str, published: np.ndarray, state, js, delivered) -> None:
+    print(f"{label}: published box IoU {published.mean():.3f} (success {np.mean(published > 0.5):.3f}), "
+          f"state box IoU {np.mean(state):.3f}, J {np.mean(js):.3f}, delivered {np.mean(delivered):.3f}",
+          flush=True)  # fmt: skip
+
+
+def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
+    """The fallback changes only the published box, never the state: one run scores every value."""
+    from siammask_ros.tracker.geometry import polygon_iou
+    from siammask_ros.tracker.result import RotatedBox, TrackState
+    from siammask_ros.tracker.tracker import SiamMaskTracker
+
+    from .metrics import box_iou_xywh, mask_iou
+    from .runner import hull_xywh
+
+    tracker = SiamMaskTracker(model, base.with_changes(box_fallback_iou=0.0))
+    agreement, mask_iou_gt, state_iou_gt, js, delivered = [], [], [], [], []
+    for seq in sequences:
+        tracker.initialize(seq.frames[0], seq.boxes[0])
+        for i in range(1, len(seq.frames)):
+            result = tracker.track(seq.frames[i])
+            if seq.visible[i] <= 0:
+                continue
+            state_box = RotatedBox.axis_aligned(*result.center, *result.size)
+            agreement.append(polygon_iou(result.rotated_box.corners, state_box.corners))
+            mask_iou_gt.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]))
+            state_iou_gt.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
+            js.append(mask_iou(result.mask, seq.masks[i]))
+            delivered.append(result.state is TrackState.TRACKING)
+    agreement_arr, delivered_arr = np.asarray(agreement), np.asarray(delivered)
+    for value in values:
+        chosen = np.where(agreement_arr < value, state_iou_gt, mask_iou_gt)
+        share = np.mean(agreement_arr < value)
+        _report(f"box_fallback_iou={value:g} (falls back on {share:.1%} of frames)",
+                np.where(delivered_arr, chosen, 0.0), state_iou_gt, js, delivered)  # fmt: skip
 
 
 if __name__ == "__main__":

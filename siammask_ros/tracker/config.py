@@ -58,6 +58,11 @@ class TrackerConfig:
     # Publish the box branch's (axis-aligned) box instead of the mask's rotated box when the
     # two overlap less than this (polygon IoU). 0 = off, as the published tracker.
     box_fallback_iou: float = 0.0
+    # Template update against appearance change: after a frame with confidence of at least
+    # template_update_confidence, the template features move this far towards those of the
+    # target's crop in that frame (exponential average). 0 = off, as the published tracker.
+    template_update_rate: float = 0.0
+    template_update_confidence: float = 0.99
     long_term: LongTermConfig = field(default_factory=LongTermConfig)
 
     def __post_init__(self) -> None:
@@ -65,8 +70,9 @@ class TrackerConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        if not 0.0 <= self.box_fallback_iou <= 1.0:
-            raise ValueError(f"box_fallback_iou must be in [0, 1], got {self.box_fallback_iou}")
+        for name in ("box_fallback_iou", "template_update_rate", "template_update_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("window_influence", "lr", "seg_thr"):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} must be <= 1, got {getattr(self, name)}")

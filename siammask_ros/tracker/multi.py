@@ -140,10 +140,13 @@ class MultiTargetTracker(_SteppedTracker):
         outcomes: dict[str, tuple[_Choice, np.ndarray | None]] = {}
         for instance, ids in groups.items():
             outcomes.update(self._search_group(ids, plans, instance))
-        return {
+        results = {
             target_id: self._stepper.finish(seq, plans[target_id], *outcomes[target_id])
             for target_id, seq in chosen.items()
         }
+        for target_id, seq in chosen.items():
+            self._stepper.update_template(seq, image, results[target_id])
+        return results
 
     # ----------------------------------------------------------------------------------
     # Internals

@@ -269,6 +269,18 @@ class _Stepper:
             search_size=plan.instance,
         )
 
+    def update_template(self, seq: _Sequence, image: np.ndarray, result: TrackResult) -> None:
+        """Move the template towards the target's look in ``image`` after a confident frame
+        (``template_update_rate`` > 0; see TrackerConfig). Off, it does nothing."""
+        cfg = self._config
+        rate = cfg.template_update_rate
+        if rate <= 0 or result.state is not TrackState.TRACKING or result.confidence < cfg.template_update_confidence:
+            return
+        s_z = round(context_size(*seq.size, cfg.context_amount))
+        patch = crop_patch(image, seq.center, s_z, cfg.exemplar_size, seq.pad_color)
+        fresh = self.backend.template([patch])
+        seq.template = seq.template * (1 - rate) + fresh.to(seq.template.dtype) * rate
+
     def grid(self, score_size: int) -> _Grid:
         grid = self._grids.get(score_size)
         if grid is None:
@@ -422,11 +434,14 @@ class SiamMaskTracker(_SteppedTracker):
         if seq is None:
             raise RuntimeError("track() needs a target: call initialize(frame, box) first (or again after reset())")
         stepper = self._stepper
-        plan = stepper.plan(seq, to_bgr(frame, color_order))
+        image = to_bgr(frame, color_order)
+        plan = stepper.plan(seq, image)
         (search,) = stepper.search([plan.patch], seq.template, plan.instance)
         choice = stepper.choose(search, seq, plan)
         prob = stepper.refine(search.output, choice) if stepper.publishes(choice) else None
-        return stepper.finish(seq, plan, choice, prob)
+        result = stepper.finish(seq, plan, choice, prob)
+        stepper.update_template(seq, image, result)
+        return result
 
 
 def _batch_row(output: SearchOutput, i: int) -> SearchOutput:
