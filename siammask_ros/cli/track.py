@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     parser.add_argument("--long-term", choices=("on", "off"), default="off",
                         help="widen the search while the target is lost (default: %(default)s)")
+    parser.add_argument("--box-fallback-iou", type=_unit_float, default=0.0, metavar="IOU",
+                        help="publish the box branch's box where the mask's rotated box overlaps it less "
+                             "than this (default: %(default)s, off)")
+    parser.add_argument("--template-update", type=_unit_float, default=0.0, metavar="RATE",
+                        help="move the template this far towards the target's look after confident frames "
+                             "(default: %(default)s, off)")
     parser.add_argument("--video", type=Path, metavar="FILE", help="write the annotated video (mp4v)")
     parser.add_argument("--masks", type=Path, metavar="DIR", help="write one 0/255 mask PNG per frame")
     parser.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
@@ -131,7 +137,11 @@ def _run(args: argparse.Namespace) -> RunSummary:
     """Track the whole input as described by parsed arguments."""
     weights = _weights_file(args.weights)
     source = _open_source(args)
-    config = preset(args.preset).with_changes(long_term={"enabled": args.long_term == "on"})
+    config = preset(args.preset).with_changes(
+        long_term={"enabled": args.long_term == "on"},
+        box_fallback_iou=args.box_fallback_iou,
+        template_update_rate=args.template_update,
+    )
     model = build_siammask(weights=weights, device=_device(args.device), optimize=True)
     tracker = SiamMaskTracker(_backend(args.backend, model, config, args.device, args.precision), config)
     with _Outputs(args.output, args.video, args.masks, source.fps) as outputs:
@@ -300,6 +310,16 @@ def _box_arg(text: str) -> tuple[float, float, float, float]:
         return parse_box(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:

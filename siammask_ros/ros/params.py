@@ -192,6 +192,24 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         float_range=(0.0, 86400.0),
     ),
     ParamSpec(
+        "rotated_box.fallback_iou", 0.0,
+        "Publish the box branch's axis-aligned box instead of the mask's rotated box when the "
+        "two overlap less than this (polygon IoU): a mask spilling onto a neighbour or covering "
+        "part of the target. 0 = always the mask's box (published SiamMask).",
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
+        "template_update.rate", 0.0,
+        "After a frame with confidence of at least template_update.confidence, move the "
+        "template this far towards the target's current look. 0 = off (published SiamMask).",
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
+        "template_update.confidence", 0.99,
+        "Confidence a frame needs before it may update the template.",
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
         "selection.fallback_to_newest", False,
         "A selection whose stamp is not buffered starts on the newest image instead of being "
         "refused. Off by default: the target may have moved since.",
@@ -296,6 +314,9 @@ def tracker_config(values: Mapping[str, Any]) -> TrackerConfig:
         "confidence_high": float(values["long_term.confidence_high"]),
         "search_size": int(values["long_term.search_size"]),
     }
+    changes["box_fallback_iou"] = float(values["rotated_box.fallback_iou"])
+    changes["template_update_rate"] = float(values["template_update.rate"])
+    changes["template_update_confidence"] = float(values["template_update.confidence"])
     return base.with_changes(**changes)
 
 
