@@ -8,13 +8,12 @@ from itertools import count
 import numpy as np
 import torch
 
-from siammask_ros.model import SearchOutput, SiamMask
-from siammask_ros.model.backends import Backend
+from siammask_ros.model import SiamMask
 
 from .config import TrackerConfig
 from .geometry import to_bgr
 from .result import TrackResult
-from .tracker import _Choice, _Plan, _Sequence, _SteppedTracker
+from .tracker import _Sequence, _SteppedTracker
 
 __all__ = ["MultiTargetTracker"]
 
@@ -131,47 +130,9 @@ class MultiTargetTracker(_SteppedTracker):
             InvalidFrameError: unreadable frame.
             KeyError: an id in ``target_ids`` is not tracked.
         """
-        image = to_bgr(frame, color_order)
         chosen = self._targets if target_ids is None else {t: self._target(t) for t in target_ids}
-        plans = {target_id: self._stepper.plan(seq, image) for target_id, seq in chosen.items()}
-        groups: dict[int, list[str]] = {}
-        for target_id, plan in plans.items():
-            groups.setdefault(plan.instance, []).append(target_id)
-        outcomes: dict[str, tuple[_Choice, np.ndarray | None]] = {}
-        for instance, ids in groups.items():
-            outcomes.update(self._search_group(ids, plans, instance))
-        results = {
-            target_id: self._stepper.finish(seq, plans[target_id], *outcomes[target_id])
-            for target_id, seq in chosen.items()
-        }
-        for target_id, seq in chosen.items():
-            self._stepper.update_template(seq, image, results[target_id])
-        return results
-
-    # ----------------------------------------------------------------------------------
-    # Internals
-    # ----------------------------------------------------------------------------------
-
-    def _search_group(
-        self, ids: list[str], plans: dict[str, _Plan], instance: int
-    ) -> dict[str, tuple[_Choice, np.ndarray | None]]:
-        """Network, choice and mask probabilities (None when not publishing) for targets
-        sharing a search size."""
-        stepper = self._stepper
-        seqs = [self._targets[target_id] for target_id in ids]
-        templates = torch.cat([seq.template for seq in seqs])
-        searches = stepper.search([plans[target_id].patch for target_id in ids], templates, instance)
-        choices = [stepper.choose(search, seq, plans[target_id]) for target_id, search, seq in zip(ids, searches, seqs)]
-        publishing = [k for k, choice in enumerate(choices) if stepper.publishes(choice)]
-        probs: list[np.ndarray | None] = [None] * len(ids)
-        if len(publishing) == 1:
-            (k,) = publishing
-            probs[k] = stepper.refine(searches[k].output, choices[k])  # as SiamMaskTracker, to the bit
-        elif publishing:
-            refined = _refine_batch(stepper.backend, [(searches[k].output, choices[k]) for k in publishing])
-            for k, prob in zip(publishing, refined):
-                probs[k] = prob
-        return {target_id: (choice, prob) for target_id, choice, prob in zip(ids, choices, probs)}
+        results = self._stepper.step(to_bgr(frame, color_order), list(chosen.values()))
+        return dict(zip(chosen, results))
 
     def _target(self, target_id: str) -> _Sequence:
         try:
@@ -186,9 +147,3 @@ class MultiTargetTracker(_SteppedTracker):
             if candidate not in self._targets:
                 return candidate
 
-
-def _refine_batch(backend: Backend, rows: list[tuple[SearchOutput, _Choice]]) -> list[np.ndarray]:
-    """Refined mask probabilities (127, 127) for each (search row, choice), in one pass:
-    each row is cropped at its own position and the crops are refined together."""
-    outputs = [output for output, _ in rows]
-    return list(backend.refine(outputs, [(choice.row, choice.col) for _, choice in rows]))

@@ -281,6 +281,50 @@ class _Stepper:
         fresh = self.backend.template([patch])
         seq.template = seq.template * (1 - rate) + fresh.to(seq.template.dtype) * rate
 
+    def step(self, image: np.ndarray, seqs: Sequence[_Sequence]) -> list[TrackResult]:
+        """One frame for every sequence in ``seqs``: the only tracking step, for one target
+        or several.
+
+        Targets are grouped by search size; each group gets one network call on its crops
+        and template rows stacked, and one refinement for those of its targets that publish
+        a mask. States move only after the network has run for every target, so an error
+        there (out of device memory, say) leaves them all where they were. A target alone
+        in its group gets exactly what a batch of one gives.
+        """
+        plans = [self.plan(seq, image) for seq in seqs]
+        groups: dict[int, list[int]] = {}
+        for k, plan in enumerate(plans):
+            groups.setdefault(plan.instance, []).append(k)
+        outcomes: list[tuple[_Choice, np.ndarray | None]] = [None] * len(seqs)  # type: ignore[list-item]
+        for instance, members in groups.items():
+            group = self._search_group([seqs[k] for k in members], [plans[k] for k in members], instance)
+            for k, outcome in zip(members, group):
+                outcomes[k] = outcome
+        results = [self.finish(seq, plan, *outcome) for seq, plan, outcome in zip(seqs, plans, outcomes)]
+        for seq, result in zip(seqs, results):
+            self.update_template(seq, image, result)
+        return results
+
+    def _search_group(
+        self, seqs: Sequence[_Sequence], plans: Sequence[_Plan], instance: int
+    ) -> list[tuple[_Choice, np.ndarray | None]]:
+        """Network, choice and mask probabilities (None when not publishing) for targets
+        sharing a search size."""
+        templates = seqs[0].template if len(seqs) == 1 else torch.cat([seq.template for seq in seqs])
+        searches = self.search([plan.patch for plan in plans], templates, instance)
+        choices = [self.choose(search, seq, plan) for search, seq, plan in zip(searches, seqs, plans)]
+        publishing = [k for k, choice in enumerate(choices) if self.publishes(choice)]
+        probs: list[np.ndarray | None] = [None] * len(seqs)
+        if len(publishing) == 1:
+            (k,) = publishing
+            probs[k] = self.refine(searches[k].output, choices[k])
+        elif publishing:
+            outputs = [searches[k].output for k in publishing]
+            refined = self.backend.refine(outputs, [(choices[k].row, choices[k].col) for k in publishing])
+            for k, prob in zip(publishing, refined):
+                probs[k] = prob
+        return list(zip(choices, probs))
+
     def grid(self, score_size: int) -> _Grid:
         grid = self._grids.get(score_size)
         if grid is None:
@@ -433,14 +477,7 @@ class SiamMaskTracker(_SteppedTracker):
         seq = self._seq
         if seq is None:
             raise RuntimeError("track() needs a target: call initialize(frame, box) first (or again after reset())")
-        stepper = self._stepper
-        image = to_bgr(frame, color_order)
-        plan = stepper.plan(seq, image)
-        (search,) = stepper.search([plan.patch], seq.template, plan.instance)
-        choice = stepper.choose(search, seq, plan)
-        prob = stepper.refine(search.output, choice) if stepper.publishes(choice) else None
-        result = stepper.finish(seq, plan, choice, prob)
-        stepper.update_template(seq, image, result)
+        (result,) = self._stepper.step(to_bgr(frame, color_order), [seq])
         return result
 
 
