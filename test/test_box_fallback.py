@@ -9,22 +9,8 @@ import pytest
 
 from siammask_ros.model import build_siammask, default_weights_path
 from siammask_ros.tracker.config import TrackerConfig, preset
-from siammask_ros.tracker.geometry import polygon_iou
 from siammask_ros.tracker.result import RotatedBox
 from siammask_ros.tracker.tracker import SiamMaskTracker
-
-
-def test_polygon_iou_by_hand() -> None:
-    square = RotatedBox.axis_aligned(10, 10, 10, 10).corners
-    shifted = RotatedBox.axis_aligned(15, 10, 10, 10).corners
-    assert polygon_iou(square, square) == pytest.approx(1.0)
-    assert polygon_iou(square, shifted) == pytest.approx(50 / 150)
-    # A square turned 45 degrees about the same centre: the octagon overlap is 2 (sqrt 2 - 1) of the area.
-    turned = RotatedBox.from_corners(np.array([[10, 10 - 5 * 2**0.5], [10 + 5 * 2**0.5, 10],
-                                               [10, 10 + 5 * 2**0.5], [10 - 5 * 2**0.5, 10]])).corners  # fmt: skip
-    overlap = 2 * (2**0.5 - 1) * 100
-    assert polygon_iou(square, turned) == pytest.approx(overlap / (200 - overlap), rel=1e-4)
-    assert polygon_iou(square, np.zeros((4, 2))) == 0.0
 
 
 def test_the_setting_is_checked() -> None:
@@ -65,3 +51,21 @@ def test_fallback_off_keeps_the_mask_box_and_the_state(model) -> None:
     for a, b in zip(off, on):
         assert a.center == b.center and a.size == b.size and a.confidence == b.confidence
     assert any(not np.allclose(r.rotated_box.corners, RotatedBox.axis_aligned(*r.center, *r.size).corners) for r in off)
+
+
+def test_a_turned_box_that_fits_the_box_branch_is_kept_a_tilted_one_is_not() -> None:
+    from siammask_ros.tracker.tracker import _box_branch_if_mask_disagrees
+
+    # A 40x20 box turned 30 degrees, and the box branch framing it upright (its bounds).
+    turned = RotatedBox.from_corners(
+        np.array([[-20, -10], [20, -10], [20, 10], [-20, 10]], float)
+        @ np.array([[np.cos(np.pi / 6), np.sin(np.pi / 6)], [-np.sin(np.pi / 6), np.cos(np.pi / 6)]])
+        + 100.0
+    )
+    (x0, y0), (x1, y1) = turned.corners.min(axis=0), turned.corners.max(axis=0)
+    bounds = ((x0 + x1) / 2, (y0 + y1) / 2), (x1 - x0, y1 - y0)
+    assert _box_branch_if_mask_disagrees(turned, *bounds, min_iou=0.9) is turned
+    # The same box on an upright 20x40 target: its bounds are far wider than the box branch's box.
+    kept = _box_branch_if_mask_disagrees(turned, (100.0, 100.0), (20.0, 40.0), min_iou=0.6)
+    np.testing.assert_allclose(kept.corners, RotatedBox.axis_aligned(100, 100, 20, 40).corners)
+    assert _box_branch_if_mask_disagrees(turned, (100.0, 100.0), (20.0, 40.0), min_iou=0.0) is turned

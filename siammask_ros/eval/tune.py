@@ -90,8 +90,7 @@ def _report(label: str, published: np.ndarray, state, js, delivered) -> None:
 
 def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
     """The fallback changes only the published box, never the state: one run scores every value."""
-    from siammask_ros.tracker.geometry import polygon_iou
-    from siammask_ros.tracker.result import RotatedBox, TrackState
+    from siammask_ros.tracker.result import TrackState
     from siammask_ros.tracker.tracker import SiamMaskTracker
 
     from .metrics import box_iou_xywh, mask_iou
@@ -105,8 +104,7 @@ def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
             result = tracker.track(seq.frames[i])
             if seq.visible[i] <= 0:
                 continue
-            state_box = RotatedBox.axis_aligned(*result.center, *result.size)
-            agreement.append(polygon_iou(result.rotated_box.corners, state_box.corners))
+            agreement.append(box_iou_xywh(hull_xywh(result.rotated_box), _state_xywh(result)))
             mask_iou_gt.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]))
             state_iou_gt.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
             js.append(mask_iou(result.mask, seq.masks[i]))

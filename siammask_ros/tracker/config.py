@@ -56,7 +56,8 @@ class TrackerConfig:
     anchor_scales: tuple[float, ...] = (8.0,)
     min_box_size: float = 10.0
     # Publish the box branch's (axis-aligned) box instead of the mask's rotated box when the
-    # two overlap less than this (polygon IoU). 0 = off, as the published tracker.
+    # rotated box's axis-aligned bounds overlap it less than this (IoU). 0 = off, as the
+    # published tracker.
     box_fallback_iou: float = 0.0
     # Template update against appearance change: after a frame with confidence of at least
     # template_update_confidence, the template features move this far towards those of the

@@ -41,7 +41,6 @@ __all__ = [
     "generate_anchors",
     "mask_footprint",
     "mask_in_frame",
-    "polygon_iou",
     "refined_patch_box",
     "rotated_box_from_mask",
     "scale_ratio_penalty",
@@ -522,17 +521,6 @@ def rotated_box_from_mask(
             if areas[best] > min_area:
                 return RotatedBox.from_corners(cv2.boxPoints(cv2.minAreaRect(contours[best])))
     return RotatedBox.axis_aligned(fallback_center[0], fallback_center[1], fallback_size[0], fallback_size[1])
-
-
-def polygon_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two convex polygons given as (N, 2) corner arrays; 0 when either is degenerate."""
-    pa = np.ascontiguousarray(a, dtype=np.float32).reshape(-1, 1, 2)
-    pb = np.ascontiguousarray(b, dtype=np.float32).reshape(-1, 1, 2)
-    area_a, area_b = abs(cv2.contourArea(pa)), abs(cv2.contourArea(pb))
-    if area_a <= 0 or area_b <= 0:
-        return 0.0
-    inter, _ = cv2.intersectConvexConvex(pa, pb)
-    return float(inter / (area_a + area_b - inter))
 
 
 def box_iou_xywh(a: Sequence[float], b: Sequence[float]) -> float:

@@ -21,6 +21,7 @@ from .box_orientation import canonical_box, continue_box
 from .config import TrackerConfig
 from .geometry import (
     apply_prediction,
+    box_iou_xywh,
     clip_state,
     context_size,
     cosine_window,
@@ -29,7 +30,6 @@ from .geometry import (
     foreground_scores,
     generate_anchors,
     mask_in_frame,
-    polygon_iou,
     refined_patch_box,
     rotated_box_from_mask,
     scale_ratio_penalty,
@@ -93,15 +93,21 @@ class _Choice(NamedTuple):
 def _box_branch_if_mask_disagrees(
     mask_box: RotatedBox, center: tuple[float, float], size: tuple[float, float], min_iou: float
 ) -> RotatedBox:
-    """The box branch's box where the mask's rotated box overlaps it less than ``min_iou``.
+    """The box branch's box where the mask's rotated box, taken axis-aligned, overlaps it
+    less than ``min_iou``.
 
-    A mask that spills onto a neighbouring object, or covers only part of the target, turns
-    and stretches the mask's rectangle while the box branch still frames the target.
+    Both are compared axis-aligned because the box branch frames a turned object upright:
+    a mask box that is right about the turn has about the box branch's bounds, while one
+    tilted on an upright object, spilling onto a neighbour or covering part of the target
+    does not.
     """
     if min_iou <= 0:
         return mask_box
-    state_box = RotatedBox.axis_aligned(*center, *size)
-    return state_box if polygon_iou(mask_box.corners, state_box.corners) < min_iou else mask_box
+    (x0, y0), (x1, y1) = mask_box.corners.min(axis=0), mask_box.corners.max(axis=0)
+    state_xywh = (center[0] - size[0] / 2, center[1] - size[1] / 2, size[0], size[1])
+    if box_iou_xywh((x0, y0, x1 - x0, y1 - y0), state_xywh) >= min_iou:
+        return mask_box
+    return RotatedBox.axis_aligned(*center, *size)
 
 
 class _Stepper:
