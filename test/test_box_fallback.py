@@ -14,9 +14,9 @@ from siammask_ros.tracker.tracker import SiamMaskTracker
 
 
 def test_the_setting_is_checked() -> None:
-    with pytest.raises(ValueError, match="box_fallback_iou must be in"):
-        TrackerConfig(box_fallback_iou=1.5)
-    assert preset("vot").box_fallback_iou == 0.0  # the published presets keep the mask's box
+    with pytest.raises(ValueError, match="box_fallback_area_ratio must be in"):
+        TrackerConfig(box_fallback_area_ratio=1.5)
+    assert preset("vot").box_fallback_area_ratio == 0.0  # the published presets keep the mask's box
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def _scene(index: int) -> np.ndarray:
     return frame
 
 
-def _run(model, min_iou: float) -> list:
-    tracker = SiamMaskTracker(model, dataclasses.replace(preset("vot"), box_fallback_iou=min_iou))
+def _run(model, ratio: float) -> list:
+    tracker = SiamMaskTracker(model, dataclasses.replace(preset("vot"), box_fallback_area_ratio=ratio))
     tracker.initialize(_scene(0), (100, 90, 40, 60))
     return [tracker.track(_scene(i)) for i in range(1, 8)]
 
@@ -53,19 +53,35 @@ def test_fallback_off_keeps_the_mask_box_and_the_state(model) -> None:
     assert any(not np.allclose(r.rotated_box.corners, RotatedBox.axis_aligned(*r.center, *r.size).corners) for r in off)
 
 
-def test_a_turned_box_that_fits_the_box_branch_is_kept_a_tilted_one_is_not() -> None:
+def test_a_turned_box_of_the_right_area_is_kept_a_spilling_or_partial_one_is_not() -> None:
     from siammask_ros.tracker.tracker import _box_branch_if_mask_disagrees
 
-    # A 40x20 box turned 30 degrees, and the box branch framing it upright (its bounds).
-    turned = RotatedBox.from_corners(
-        np.array([[-20, -10], [20, -10], [20, 10], [-20, 10]], float)
-        @ np.array([[np.cos(np.pi / 6), np.sin(np.pi / 6)], [-np.sin(np.pi / 6), np.cos(np.pi / 6)]])
-        + 100.0
-    )
-    (x0, y0), (x1, y1) = turned.corners.min(axis=0), turned.corners.max(axis=0)
-    bounds = ((x0 + x1) / 2, (y0 + y1) / 2), (x1 - x0, y1 - y0)
-    assert _box_branch_if_mask_disagrees(turned, *bounds, min_iou=0.9) is turned
-    # The same box on an upright 20x40 target: its bounds are far wider than the box branch's box.
-    kept = _box_branch_if_mask_disagrees(turned, (100.0, 100.0), (20.0, 40.0), min_iou=0.6)
-    np.testing.assert_allclose(kept.corners, RotatedBox.axis_aligned(100, 100, 20, 40).corners)
-    assert _box_branch_if_mask_disagrees(turned, (100.0, 100.0), (20.0, 40.0), min_iou=0.0) is turned
+    def turned(width: float, height: float) -> RotatedBox:
+        turn = np.array([[np.cos(np.pi / 3), np.sin(np.pi / 3)], [-np.sin(np.pi / 3), np.cos(np.pi / 3)]])
+        corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float) * (width / 2, height / 2)
+        return RotatedBox.from_corners(corners @ turn + 100.0)
+
+    # The box branch frames a 20x40 target; the mask's box is turned 60 degrees.
+    right = turned(20, 40)
+    assert _box_branch_if_mask_disagrees(right, (100.0, 100.0), (20.0, 40.0), min_area_ratio=0.9) is right
+    upright = RotatedBox.axis_aligned(100, 100, 20, 40).corners
+    for wrong in (turned(40, 60), turned(10, 20)):  # spilling onto a neighbour (3x), a fragment (1/4)
+        kept = _box_branch_if_mask_disagrees(wrong, (100.0, 100.0), (20.0, 40.0), min_area_ratio=0.5)
+        np.testing.assert_allclose(kept.corners, upright)
+        assert _box_branch_if_mask_disagrees(wrong, (100.0, 100.0), (20.0, 40.0), min_area_ratio=0.0) is wrong
+
+
+def test_auto_falls_back_for_the_bundled_model_only() -> None:
+    from siammask_ros.ros.params import PARAMETERS, tracker_config
+    from siammask_ros.tracker.config import DEFAULT_BOX_FALLBACK_AREA_RATIO, box_fallback_for
+
+    values = {spec.name: spec.default for spec in PARAMETERS}
+    values.update({"seg_threshold": 0.3, "penalty_k": 0.04, "window_influence": 0.42, "lr": 0.25})
+    assert tracker_config(values, "siammask_mnv2").box_fallback_area_ratio == DEFAULT_BOX_FALLBACK_AREA_RATIO
+    assert tracker_config(values, "siammask_r50").box_fallback_area_ratio == 0.0  # the reference stays the reference
+    assert tracker_config(values, None).box_fallback_area_ratio == 0.0  # before the model is known
+    on = tracker_config({**values, "rotated_box.fallback": "on"}, "siammask_r50")
+    assert on.box_fallback_area_ratio == DEFAULT_BOX_FALLBACK_AREA_RATIO
+    assert tracker_config({**values, "rotated_box.fallback": "off"}, "siammask_mnv2").box_fallback_area_ratio == 0.0
+    with pytest.raises(ValueError, match="auto, on or off"):
+        box_fallback_for("siammask_mnv2", "sometimes")

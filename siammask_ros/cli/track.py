@@ -39,7 +39,13 @@ from siammask_ros.io.results import JsonLinesWriter, result_to_record
 from siammask_ros.model import CheckpointError, SiamMask, build_siammask, default_weights_path, resolve_device
 from siammask_ros.model.backends import BACKENDS, PRECISIONS, Backend, make_backend
 from siammask_ros.tracker import InvalidBoxError, InvalidFrameError, SiamMaskTracker, to_bgr
-from siammask_ros.tracker.config import PRESETS, TrackerConfig, preset
+from siammask_ros.tracker.config import (
+    DEFAULT_BOX_FALLBACK_AREA_RATIO,
+    PRESETS,
+    TrackerConfig,
+    box_fallback_for,
+    preset,
+)
 from siammask_ros.tracker.result import TrackResult, TrackState
 
 __all__ = ["build_parser", "main"]
@@ -94,9 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     parser.add_argument("--long-term", choices=("on", "off"), default="off",
                         help="widen the search while the target is lost (default: %(default)s)")
-    parser.add_argument("--box-fallback-iou", type=_unit_float, default=0.0, metavar="IOU",
-                        help="publish the box branch's box where the mask's rotated box overlaps it less "
-                             "than this (default: %(default)s, off)")
+    parser.add_argument("--box-fallback", choices=("auto", "on", "off"), default="auto",
+                        help="publish the box branch's box where the rotated box's area is far off its "
+                             "(--box-fallback-area-ratio); auto: on for the bundled model, off for the "
+                             "published ResNet-50 (default: %(default)s)")
+    parser.add_argument("--box-fallback-area-ratio", type=_unit_float, default=DEFAULT_BOX_FALLBACK_AREA_RATIO,
+                        metavar="RATIO", help="smaller/larger area below which it falls back (default: %(default)s)")
     parser.add_argument("--template-update", type=_unit_float, default=0.0, metavar="RATE",
                         help="move the template this far towards the target's look after confident frames "
                              "(default: %(default)s, off)")
@@ -137,12 +146,12 @@ def _run(args: argparse.Namespace) -> RunSummary:
     """Track the whole input as described by parsed arguments."""
     weights = _weights_file(args.weights)
     source = _open_source(args)
+    model = build_siammask(weights=weights, device=_device(args.device), optimize=True)
     config = preset(args.preset).with_changes(
         long_term={"enabled": args.long_term == "on"},
-        box_fallback_iou=args.box_fallback_iou,
+        box_fallback_area_ratio=box_fallback_for(model.arch, args.box_fallback, args.box_fallback_area_ratio),
         template_update_rate=args.template_update,
     )
-    model = build_siammask(weights=weights, device=_device(args.device), optimize=True)
     tracker = SiamMaskTracker(_backend(args.backend, model, config, args.device, args.precision), config)
     with _Outputs(args.output, args.video, args.masks, source.fps) as outputs:
         if args.output_bag is not None:

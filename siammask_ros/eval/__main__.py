@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", default="real,synthetic,fb", help="comma list of real, synthetic, fb")
     p.add_argument("--clips", default="", help="only these real clips (comma list of names)")
     p.add_argument("--sequences", type=int, default=0, help="evaluate only the first N synthetic sequences")
+    p.add_argument("--box-fallback", choices=("auto", "on", "off"), default="auto",
+                   help="rotated-box fallback as the node's rotated_box.fallback (default: %(default)s)")
+    p.add_argument("--box-fallback-area-ratio", type=float, default=None, help="its threshold (default: the node's)")
+    p.add_argument("--template-update", type=float, default=0.0, help="template_update_rate (default: off)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
     return p
@@ -52,7 +56,8 @@ def _split(text: str) -> list[str]:
 
 
 def _trackers(model, base, modes: Sequence[str]):
-    """(label, tracker) per SiamMask mode: long-term search on (the node's default) or off."""
+    """(label, tracker) per SiamMask mode: long-term search on (the node's default) or off;
+    both with the node's rotated-box fallback for this architecture (``--box-fallback``)."""
     from siammask_ros.tracker.tracker import SiamMaskTracker
 
     for mode in modes:
@@ -196,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from siammask_ros.model import build_siammask, default_weights_path, load_checkpoint
-    from siammask_ros.tracker.config import preset
+    from siammask_ros.tracker.config import DEFAULT_BOX_FALLBACK_AREA_RATIO, box_fallback_for, preset
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -210,7 +215,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError) as exc:  # no such device, or the network did not load onto it
         print(f"siammask eval: {exc}", file=sys.stderr)
         return 2
-    base = preset(args.preset)
+    ratio = args.box_fallback_area_ratio
+    fallback_area_ratio = DEFAULT_BOX_FALLBACK_AREA_RATIO if ratio is None else ratio
+    try:
+        base = preset(args.preset).with_changes(
+            box_fallback_area_ratio=box_fallback_for(arch, args.box_fallback, fallback_area_ratio),
+            template_update_rate=args.template_update,
+        )
+    except ValueError as exc:
+        print(f"siammask eval: {exc}", file=sys.stderr)
+        return 2
     modes = _split(args.modes)
     sections = _split(args.sections)
     for name, allowed, given in (("mode", MODE_LABELS, modes), ("section", ("real", "synthetic", "fb"), sections)):
@@ -220,8 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"weights {weights} (arch {arch}), preset {args.preset}")
-    summary: dict[str, object] = {"weights": str(weights), "arch": arch, "preset": args.preset}
+    print(f"weights {weights} (arch {arch}), preset {args.preset}, box fallback {base.box_fallback_area_ratio:g}, "
+          f"template update {base.template_update_rate:g}")  # fmt: skip
+    summary: dict[str, object] = {
+        "weights": str(weights), "arch": arch, "preset": args.preset,
+        "box_fallback_area_ratio": base.box_fallback_area_ratio, "template_update_rate": base.template_update_rate,
+    }  # fmt: skip
     try:
         if "real" in sections:
             _real_section(args, model, base, modes, out, summary)

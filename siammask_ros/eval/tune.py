@@ -1,4 +1,4 @@
-"""``python -m siammask_ros.eval.tune --set box_fallback_iou=0,0.5,0.7``: choose a tracker setting.
+"""``python -m siammask_ros.eval.tune --set box_fallback_area_ratio=0,0.5,0.7``: choose a tracker setting.
 
 Runs the tracker as the node runs it (preset, long-term search on) over synthetic sequences
 built from *training* footage (``TUNING_SPECS``), once per value, and prints the IoU of the
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = dataclasses.replace(base, long_term=dataclasses.replace(base.long_term, enabled=True))
     name, values = args.set
     print(f"{len(sequences)} tuning sequences (training footage); {name} in {values}")
-    if name == "box_fallback_iou":
+    if name == "box_fallback_area_ratio":
         _box_fallback(model, base, sequences, values)
         return 0
     for value in values:
@@ -96,7 +96,7 @@ def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
     from .metrics import box_iou_xywh, mask_iou
     from .runner import hull_xywh
 
-    tracker = SiamMaskTracker(model, base.with_changes(box_fallback_iou=0.0))
+    tracker = SiamMaskTracker(model, base.with_changes(box_fallback_area_ratio=0.0))
     agreement, mask_iou_gt, state_iou_gt, js, delivered = [], [], [], [], []
     for seq in sequences:
         tracker.initialize(seq.frames[0], seq.boxes[0])
@@ -104,7 +104,8 @@ def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
             result = tracker.track(seq.frames[i])
             if seq.visible[i] <= 0:
                 continue
-            agreement.append(box_iou_xywh(hull_xywh(result.rotated_box), _state_xywh(result)))
+            mask_area, state_area = result.rotated_box.width * result.rotated_box.height, np.prod(result.size)
+            agreement.append(min(mask_area, state_area) / max(mask_area, state_area))
             mask_iou_gt.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]))
             state_iou_gt.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
             js.append(mask_iou(result.mask, seq.masks[i]))
@@ -113,7 +114,7 @@ def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
     for value in values:
         chosen = np.where(agreement_arr < value, state_iou_gt, mask_iou_gt)
         share = np.mean(agreement_arr < value)
-        _report(f"box_fallback_iou={value:g} (falls back on {share:.1%} of frames)",
+        _report(f"box_fallback_area_ratio={value:g} (falls back on {share:.1%} of frames)",
                 np.where(delivered_arr, chosen, 0.0), state_iou_gt, js, delivered)  # fmt: skip
 
 

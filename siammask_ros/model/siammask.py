@@ -193,6 +193,7 @@ def build_siammask(
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     target = resolve_device(device)
     model = ARCHITECTURES[arch]()
+    model.arch = arch  # which tracker defaults apply (tracker.config.box_fallback_for)
     if checkpoint is not None:
         if checkpoint.arch is not None and checkpoint.arch != arch:
             raise CheckpointMismatchError(

@@ -96,6 +96,7 @@ class TrackerNode(LifecycleNode):
         self._pending: dict[str, Any] = {}
         self._unavailable = ""
         self._model_name = self._device_name = "none"
+        self._arch: str | None = None  # the loaded network's, for its tracker defaults
         self._lifecycle_label = "unconfigured"
         self._seq = 0
         self._image_format: tuple | None = None
@@ -157,7 +158,7 @@ class TrackerNode(LifecycleNode):
         candidate.update({p.name: coerce_integer(p.name, p.value) for p in parameters})
         try:
             validate_choices(candidate)
-            config, policy = tracker_config(candidate), target_policy(candidate)
+            config, policy = tracker_config(candidate, self._arch), target_policy(candidate)
         except (ValueError, TypeError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._lock:
@@ -244,7 +245,9 @@ class TrackerNode(LifecycleNode):
                                    precision=self._values["precision"])
         except (ImportError, ValueError, RuntimeError) as exc:  # onnxruntime missing, or without the device
             raise ConfigurationError(f"cannot run the {name} backend on device {device!r}: {exc}") from exc
-        tracker = MultiTargetTracker(backend, config)
+        self._arch = getattr(model, "arch", None)
+        # Now that the architecture is known, its defaults apply (rotated_box.fallback auto).
+        tracker = MultiTargetTracker(backend, tracker_config(self._values, self._arch))
         self._model_name, self._device_name = str(weights), str(tracker.device)
         return tracker
 
@@ -255,6 +258,7 @@ class TrackerNode(LifecycleNode):
             self._outputs.destroy()
             self._outputs = None
         self._model_name = self._device_name = "none"
+        self._arch = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 

@@ -15,7 +15,14 @@ from typing import Any, Union
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from siammask_ros.ros.targets import TargetPolicy
-from siammask_ros.tracker.config import PRESETS, LongTermConfig, TrackerConfig, preset
+from siammask_ros.tracker.config import (
+    DEFAULT_BOX_FALLBACK_AREA_RATIO,
+    PRESETS,
+    LongTermConfig,
+    TrackerConfig,
+    box_fallback_for,
+    preset,
+)
 
 __all__ = [
     "FLOAT_PARAMETERS",
@@ -192,10 +199,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         float_range=(0.0, 86400.0),
     ),
     ParamSpec(
-        "rotated_box.fallback_iou", 0.0,
-        "Publish the box branch's axis-aligned box instead of the mask's rotated box when the "
-        "two overlap less than this (polygon IoU): a mask spilling onto a neighbour or covering "
-        "part of the target. 0 = always the mask's box (published SiamMask).",
+        "rotated_box.fallback", "auto",
+        "Publish the box branch's axis-aligned box instead of the mask's rotated box where their "
+        "areas disagree (the smaller below rotated_box.fallback_area_ratio of the larger: a mask "
+        "spilling onto a neighbour, or a fragment of the target): on, off (published SiamMask), or "
+        "auto = on for the bundled model, off for the published ResNet-50.",
+        choices=("auto", "on", "off"),
+    ),
+    ParamSpec(
+        "rotated_box.fallback_area_ratio", DEFAULT_BOX_FALLBACK_AREA_RATIO,
+        "Area ratio below which the rotated box falls back (see rotated_box.fallback).",
         float_range=(0.0, 1.0),
     ),
     ParamSpec(
@@ -300,8 +313,9 @@ def validate_choices(values: Mapping[str, Any]) -> None:
             raise ValueError(f"{name} must be {spec.constraints}; got {value!r}")
 
 
-def tracker_config(values: Mapping[str, Any]) -> TrackerConfig:
-    """The TrackerConfig for a full set of parameter values.
+def tracker_config(values: Mapping[str, Any], arch: str | None = None) -> TrackerConfig:
+    """The TrackerConfig for a full set of parameter values and the network's ``arch``
+    (None before the model is loaded: ``rotated_box.fallback`` auto counts as off).
 
     Validation is TrackerConfig's and LongTermConfig's own (including the cross-field rules
     confidence_low < confidence_high and the search size grid); ValueError names the value.
@@ -314,7 +328,9 @@ def tracker_config(values: Mapping[str, Any]) -> TrackerConfig:
         "confidence_high": float(values["long_term.confidence_high"]),
         "search_size": int(values["long_term.search_size"]),
     }
-    changes["box_fallback_iou"] = float(values["rotated_box.fallback_iou"])
+    changes["box_fallback_area_ratio"] = box_fallback_for(
+        arch, values["rotated_box.fallback"], float(values["rotated_box.fallback_area_ratio"])
+    )
     changes["template_update_rate"] = float(values["template_update.rate"])
     changes["template_update_confidence"] = float(values["template_update.confidence"])
     return base.with_changes(**changes)

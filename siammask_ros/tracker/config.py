@@ -55,10 +55,10 @@ class TrackerConfig:
     anchor_ratios: tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
     anchor_scales: tuple[float, ...] = (8.0,)
     min_box_size: float = 10.0
-    # Publish the box branch's (axis-aligned) box instead of the mask's rotated box when the
-    # rotated box's axis-aligned bounds overlap it less than this (IoU). 0 = off, as the
-    # published tracker.
-    box_fallback_iou: float = 0.0
+    # Publish the box branch's (axis-aligned) box instead of the mask's rotated box where the
+    # smaller of their areas is below this share of the larger. 0 = off, as the published
+    # tracker.
+    box_fallback_area_ratio: float = 0.0
     # Template update against appearance change: after a frame with confidence of at least
     # template_update_confidence, the template features move this far towards those of the
     # target's crop in that frame (exponential average). 0 = off, as the published tracker.
@@ -71,7 +71,7 @@ class TrackerConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        for name in ("box_fallback_iou", "template_update_rate", "template_update_confidence"):
+        for name in ("box_fallback_area_ratio", "template_update_rate", "template_update_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("window_influence", "lr", "seg_thr"):
@@ -115,3 +115,22 @@ def preset(name: str) -> TrackerConfig:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+#: Architectures whose published box falls back to the box branch's where their areas
+#: disagree, unless told otherwise: the bundled model, whose masks spill and break up
+#: (measured on the tuning set, docs/EVALUATION.md). The published ResNet-50 keeps the
+#: reference behaviour.
+BOX_FALLBACK_ARCHS: frozenset[str] = frozenset({"siammask_mnv2"})
+#: The area ratio those architectures use (chosen on the tuning set, docs/EVALUATION.md).
+DEFAULT_BOX_FALLBACK_AREA_RATIO: float = 0.5
+
+
+def box_fallback_for(arch: str | None, mode: str = "auto", ratio: float = DEFAULT_BOX_FALLBACK_AREA_RATIO) -> float:
+    """``TrackerConfig.box_fallback_area_ratio`` for a network: ``mode`` on (``ratio``), off (0)
+    or auto (``ratio`` for the architectures in BOX_FALLBACK_ARCHS, else 0)."""
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"box fallback mode must be auto, on or off, got {mode!r}")
+    if mode == "on" or (mode == "auto" and arch in BOX_FALLBACK_ARCHS):
+        return ratio
+    return 0.0

@@ -21,7 +21,6 @@ from .box_orientation import canonical_box, continue_box
 from .config import TrackerConfig
 from .geometry import (
     apply_prediction,
-    box_iou_xywh,
     clip_state,
     context_size,
     cosine_window,
@@ -91,21 +90,19 @@ class _Choice(NamedTuple):
 
 
 def _box_branch_if_mask_disagrees(
-    mask_box: RotatedBox, center: tuple[float, float], size: tuple[float, float], min_iou: float
+    mask_box: RotatedBox, center: tuple[float, float], size: tuple[float, float], min_area_ratio: float
 ) -> RotatedBox:
-    """The box branch's box where the mask's rotated box, taken axis-aligned, overlaps it
-    less than ``min_iou``.
+    """The box branch's box where the mask's rotated box is far off its area: the smaller
+    of the two areas below ``min_area_ratio`` times the larger.
 
-    Both are compared axis-aligned because the box branch frames a turned object upright:
-    a mask box that is right about the turn has about the box branch's bounds, while one
-    tilted on an upright object, spilling onto a neighbour or covering part of the target
-    does not.
+    Areas, because they do not depend on the turn: a mask box that is right about a turned
+    target keeps about the box branch's area, while one spilling onto a neighbour (the hand
+    holding a cup) or covering a fragment of the target does not.
     """
-    if min_iou <= 0:
+    if min_area_ratio <= 0:
         return mask_box
-    (x0, y0), (x1, y1) = mask_box.corners.min(axis=0), mask_box.corners.max(axis=0)
-    state_xywh = (center[0] - size[0] / 2, center[1] - size[1] / 2, size[0], size[1])
-    if box_iou_xywh((x0, y0, x1 - x0, y1 - y0), state_xywh) >= min_iou:
+    mask_area, state_area = mask_box.width * mask_box.height, size[0] * size[1]
+    if min(mask_area, state_area) >= min_area_ratio * max(mask_area, state_area):
         return mask_box
     return RotatedBox.axis_aligned(*center, *size)
 
@@ -252,7 +249,7 @@ class _Stepper:
             )
             rotated_box = rotated_box_from_mask(mask, new_center, new_size, region)
             center, size = clip_state(new_center, new_size, frame_w, frame_h, cfg.min_box_size)
-            rotated_box = _box_branch_if_mask_disagrees(rotated_box, center, size, cfg.box_fallback_iou)
+            rotated_box = _box_branch_if_mask_disagrees(rotated_box, center, size, cfg.box_fallback_area_ratio)
 
         seq.center, seq.size = center, size
         if choice.confidence < long_term.confidence_low:
