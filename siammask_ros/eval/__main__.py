@@ -154,7 +154,7 @@ def _synthetic_section(args, model, base, modes, out: Path, summary: dict) -> No
     for run in classical:
         results.setdefault(run.tracker, []).append(score_sequence_boxes(by_name[run.sequence], run.boxes, run.ms))
     header = (f"{'sequence':<24}{'tracker':<16}{'frames':>7}{'boxIoU':>8}{'J':>7}{'AUC':>7}{'fail':>6}"
-              f"{'redet':>7}{'confWrong':>10}{'lostVis':>8}")  # fmt: skip
+              f"{'redet':>9}{'confWrong':>10}{'lostVis':>8}")  # fmt: skip
     print(header)
     print("-" * len(header))
     curves = {}
@@ -162,13 +162,13 @@ def _synthetic_section(args, model, base, modes, out: Path, summary: dict) -> No
         for r in per_sequence:
             redet = "never" if r.redetect_failed else ("-" if r.redetect is None else str(r.redetect))
             print(f"{r.name:<24}{label:<16}{r.box_iou.size:>7}{r.box_iou.mean():>8.3f}{_fmt(float(r.mask_j.mean())):>7}"
-                  f"{success_auc(r.box_iou):>7.3f}{r.failures:>6}{redet:>7}")  # fmt: skip
+                  f"{success_auc(r.box_iou):>7.3f}{r.failures:>6}{redet:>9}")  # fmt: skip
         total = summarise(per_sequence)
         summary.setdefault("synthetic", {})[label] = total
         curves[label] = [v for r in per_sequence for v in r.box_iou]
         redet = f"{_fmt(total['redetect_mean'], 1)}/{_fmt(total['redetect_max'], 0)}"
         print(f"{'ALL (mean/max redet)':<24}{label:<16}{int(total['frames']):>7}{total['box_iou']:>8.3f}"
-              f"{_fmt(total['mask_j']):>7}{total['auc']:>7.3f}{int(total['failures']):>6}{redet:>7}"
+              f"{_fmt(total['mask_j']):>7}{total['auc']:>7.3f}{int(total['failures']):>6}{redet:>9}"
               f"{total['confidently_wrong']:>10.3f}{total['lost_while_visible']:>8.3f}"
               f"   re-detected {int(total['redetected'])}/{int(total['occlusions'])}, {total['track_ms']:.0f} ms/frame")
         print("-" * len(header))
