@@ -302,3 +302,14 @@ class RotatingScene:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def sliding_block(index: int, seed: int = 0) -> np.ndarray:
+    """Frame ``index`` of a tiny clip: a 40x60 orange block with a white band sliding right
+    3 px a frame over dark noise (320x240 BGR). Frame 0's block is at (100, 90, 40, 60)."""
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(0, 60, (240, 320, 3), dtype=np.uint8)
+    x = 100 + 3 * index
+    frame[90:150, x : x + 40] = (40, 160, 230)
+    frame[100:110, x + 5 : x + 35] = (250, 250, 250)
+    return frame

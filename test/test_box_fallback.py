@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from synthetic_camera import sliding_block
 
 from siammask_ros.model import build_siammask, default_weights_path
 from siammask_ros.tracker.config import TrackerConfig, preset
@@ -25,12 +26,7 @@ def model():
 
 
 def _scene(index: int) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    frame = rng.integers(0, 60, (240, 320, 3), dtype=np.uint8)
-    x = 100 + 3 * index
-    frame[90:150, x : x + 40] = (40, 160, 230)
-    frame[100:110, x + 5 : x + 35] = (250, 250, 250)
-    return frame
+    return sliding_block(index, seed=0)
 
 
 def _run(model, ratio: float) -> list:

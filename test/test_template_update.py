@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from synthetic_camera import sliding_block
 import torch
 
 from siammask_ros.model import build_siammask, default_weights_path
@@ -21,12 +22,7 @@ def model():
 
 
 def _scene(index: int) -> np.ndarray:
-    rng = np.random.default_rng(1)
-    frame = rng.integers(0, 60, (240, 320, 3), dtype=np.uint8)
-    x = 100 + 3 * index
-    frame[90:150, x : x + 40] = (40, 160, 230)
-    frame[100:110, x + 5 : x + 35] = (250, 250, 250)
-    return frame
+    return sliding_block(index, seed=1)
 
 
 def _config(rate: float, confidence: float = 0.5) -> TrackerConfig:

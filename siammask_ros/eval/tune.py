@@ -63,19 +63,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     for value in values:
         tracker = SiamMaskTracker(model, base.with_changes(**{name: value}))
         published, state, js, delivered = [], [], [], []
-        for seq in sequences:
-            tracker.initialize(seq.frames[0], seq.boxes[0])
-            for i in range(1, len(seq.frames)):
-                result = tracker.track(seq.frames[i])
-                if seq.visible[i] <= 0:
-                    continue
-                tracking = result.state is TrackState.TRACKING
-                delivered.append(tracking)
-                published.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]) if tracking else 0.0)
-                state.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
-                js.append(mask_iou(result.mask, seq.masks[i]))
+        for seq, i, result in _visible_frames(tracker, sequences):
+            tracking = result.state is TrackState.TRACKING
+            delivered.append(tracking)
+            published.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]) if tracking else 0.0)
+            state.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
+            js.append(mask_iou(result.mask, seq.masks[i]))
         _report(f"{name}={value:g}", np.asarray(published), state, js, delivered)
     return 0
+
+
+def _visible_frames(tracker, sequences):
+    """(sequence, frame index, result) for every frame with some of the target visible."""
+    for seq in sequences:
+        tracker.initialize(seq.frames[0], seq.boxes[0])
+        for i in range(1, len(seq.frames)):
+            result = tracker.track(seq.frames[i])
+            if seq.visible[i] > 0:
+                yield seq, i, result
 
 
 def _state_xywh(result) -> tuple[float, float, float, float]:
@@ -98,18 +103,13 @@ def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
 
     tracker = SiamMaskTracker(model, base.with_changes(box_fallback_area_ratio=0.0))
     agreement, mask_iou_gt, state_iou_gt, js, delivered = [], [], [], [], []
-    for seq in sequences:
-        tracker.initialize(seq.frames[0], seq.boxes[0])
-        for i in range(1, len(seq.frames)):
-            result = tracker.track(seq.frames[i])
-            if seq.visible[i] <= 0:
-                continue
-            mask_area, state_area = result.rotated_box.width * result.rotated_box.height, np.prod(result.size)
-            agreement.append(min(mask_area, state_area) / max(mask_area, state_area))
-            mask_iou_gt.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]))
-            state_iou_gt.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
-            js.append(mask_iou(result.mask, seq.masks[i]))
-            delivered.append(result.state is TrackState.TRACKING)
+    for seq, i, result in _visible_frames(tracker, sequences):
+        mask_area, state_area = result.rotated_box.width * result.rotated_box.height, np.prod(result.size)
+        agreement.append(min(mask_area, state_area) / max(mask_area, state_area))
+        mask_iou_gt.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]))
+        state_iou_gt.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
+        js.append(mask_iou(result.mask, seq.masks[i]))
+        delivered.append(result.state is TrackState.TRACKING)
     agreement_arr, delivered_arr = np.asarray(agreement), np.asarray(delivered)
     for value in values:
         chosen = np.where(agreement_arr < value, state_iou_gt, mask_iou_gt)
