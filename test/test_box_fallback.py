@@ -50,6 +50,7 @@ def test_fallback_off_keeps_the_mask_box_and_the_state(model) -> None:
 
 
 def test_a_turned_box_of_the_right_area_is_kept_a_spilling_or_partial_one_is_not() -> None:
+    from siammask_ros.tracker.config import DEFAULT_BOX_FALLBACK_AREA_RATIO as RATIO
     from siammask_ros.tracker.tracker import _box_branch_if_mask_disagrees
 
     def turned(width: float, height: float) -> RotatedBox:
@@ -57,12 +58,16 @@ def test_a_turned_box_of_the_right_area_is_kept_a_spilling_or_partial_one_is_not
         corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float) * (width / 2, height / 2)
         return RotatedBox.from_corners(corners @ turn + 100.0)
 
-    # The box branch frames a 20x40 target; the mask's box is turned 60 degrees.
+    # The mask's box is a 20x40 target turned 60 degrees; one box branch frames the
+    # target's own sides, another its upright hull (about 44.6 x 37.3): both agree.
     right = turned(20, 40)
-    assert _box_branch_if_mask_disagrees(right, (100.0, 100.0), (20.0, 40.0), min_area_ratio=0.9) is right
+    hull = tuple(float(v) for v in np.ptp(right.corners, axis=0))
+    assert hull[0] * hull[1] > 2 * 20 * 40  # so the two framings are far apart in area
+    for framing in ((20.0, 40.0), hull):
+        assert _box_branch_if_mask_disagrees(right, (100.0, 100.0), framing, min_area_ratio=0.9) is right
     upright = RotatedBox.axis_aligned(100, 100, 20, 40).corners
     for wrong in (turned(40, 60), turned(10, 20)):  # spilling onto a neighbour (3x), a fragment (1/4)
-        kept = _box_branch_if_mask_disagrees(wrong, (100.0, 100.0), (20.0, 40.0), min_area_ratio=0.5)
+        kept = _box_branch_if_mask_disagrees(wrong, (100.0, 100.0), (20.0, 40.0), min_area_ratio=RATIO)
         np.testing.assert_allclose(kept.corners, upright)
         assert _box_branch_if_mask_disagrees(wrong, (100.0, 100.0), (20.0, 40.0), min_area_ratio=0.0) is wrong
 

@@ -95,6 +95,7 @@ def _report(label: str, published: np.ndarray, state, js, delivered) -> None:
 
 def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
     """The fallback changes only the published box, never the state: one run scores every value."""
+    from siammask_ros.tracker.geometry import mask_box_agreement
     from siammask_ros.tracker.result import TrackState
     from siammask_ros.tracker.tracker import SiamMaskTracker
 
@@ -104,8 +105,7 @@ def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
     tracker = SiamMaskTracker(model, base.with_changes(box_fallback_area_ratio=0.0))
     agreement, mask_iou_gt, state_iou_gt, js, delivered = [], [], [], [], []
     for seq, i, result in _visible_frames(tracker, sequences):
-        mask_area, state_area = result.rotated_box.width * result.rotated_box.height, np.prod(result.size)
-        agreement.append(min(mask_area, state_area) / max(mask_area, state_area))
+        agreement.append(mask_box_agreement(result.rotated_box, result.size))
         mask_iou_gt.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]))
         state_iou_gt.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
         js.append(mask_iou(result.mask, seq.masks[i]))

@@ -201,8 +201,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "rotated_box.fallback", "auto",
         "Publish the box branch's axis-aligned box instead of the mask's rotated box where their "
-        "areas disagree (the smaller below rotated_box.fallback_area_ratio of the larger: a mask "
-        "spilling onto a neighbour, or a fragment of the target): on, off (published SiamMask), or "
+        "areas disagree (the smaller below rotated_box.fallback_area_ratio of the larger, for the "
+        "mask box and for its upright hull alike: a mask spilling onto a neighbour, or a fragment "
+        "of the target; a correctly turned box agrees one way or the other): on, off (published "
+        "SiamMask), or "
         "auto = on for the bundled model, off for the published ResNet-50.",
         choices=("auto", "on", "off"),
     ),

@@ -56,8 +56,8 @@ class TrackerConfig:
     anchor_scales: tuple[float, ...] = (8.0,)
     min_box_size: float = 10.0
     # Publish the box branch's (axis-aligned) box instead of the mask's rotated box where the
-    # smaller of their areas is below this share of the larger. 0 = off, as the published
-    # tracker.
+    # smaller of their areas is below this share of the larger, for the mask box and for its
+    # upright hull alike (geometry.mask_box_agreement). 0 = off, as the published tracker.
     box_fallback_area_ratio: float = 0.0
     # Template update against appearance change: after a frame with confidence of at least
     # template_update_confidence, the template features move this far towards those of the

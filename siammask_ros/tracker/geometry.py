@@ -39,6 +39,7 @@ __all__ = [
     "decode_boxes",
     "foreground_scores",
     "generate_anchors",
+    "mask_box_agreement",
     "mask_footprint",
     "mask_in_frame",
     "refined_patch_box",
@@ -521,6 +522,26 @@ def rotated_box_from_mask(
             if areas[best] > min_area:
                 return RotatedBox.from_corners(cv2.boxPoints(cv2.minAreaRect(contours[best])))
     return RotatedBox.axis_aligned(fallback_center[0], fallback_center[1], fallback_size[0], fallback_size[1])
+
+
+def mask_box_agreement(mask_box: RotatedBox, size: tuple[float, float]) -> float:
+    """How well the mask's rotated box agrees in area with the box branch's ``size`` (w, h):
+    the smaller area over the larger, for the mask box itself or for its upright hull,
+    whichever agrees better (1 = same area).
+
+    A box branch frames a turned target by the target's own sides or by its upright hull
+    (networks differ, and its box trails a turn by the state's smoothing), so a mask box
+    that is right about a turned target comes close in area one way or the other. One
+    spilling onto a neighbour (the hand holding a cup) or covering a fragment of the target
+    does not.
+    """
+    box_area = size[0] * size[1]
+    hull_width, hull_height = np.ptp(mask_box.corners, axis=0)
+    best = 0.0
+    for area in (mask_box.width * mask_box.height, hull_width * hull_height):
+        larger = max(area, box_area)
+        best = max(best, min(area, box_area) / larger if larger > 0 else 1.0)
+    return float(best)
 
 
 def box_iou_xywh(a: Sequence[float], b: Sequence[float]) -> float:

@@ -28,6 +28,7 @@ from .geometry import (
     decode_boxes,
     foreground_scores,
     generate_anchors,
+    mask_box_agreement,
     mask_in_frame,
     refined_patch_box,
     rotated_box_from_mask,
@@ -92,17 +93,9 @@ class _Choice(NamedTuple):
 def _box_branch_if_mask_disagrees(
     mask_box: RotatedBox, center: tuple[float, float], size: tuple[float, float], min_area_ratio: float
 ) -> RotatedBox:
-    """The box branch's box where the mask's rotated box is far off its area: the smaller
-    of the two areas below ``min_area_ratio`` times the larger.
-
-    Areas, because they do not depend on the turn: a mask box that is right about a turned
-    target keeps about the box branch's area, while one spilling onto a neighbour (the hand
-    holding a cup) or covering a fragment of the target does not.
-    """
-    if min_area_ratio <= 0:
-        return mask_box
-    mask_area, state_area = mask_box.width * mask_box.height, size[0] * size[1]
-    if min(mask_area, state_area) >= min_area_ratio * max(mask_area, state_area):
+    """The box branch's box where the mask's rotated box disagrees with it (see
+    ``mask_box_agreement``) by more than ``min_area_ratio`` allows; 0 keeps the mask box."""
+    if min_area_ratio <= 0 or mask_box_agreement(mask_box, size) >= min_area_ratio:
         return mask_box
     return RotatedBox.axis_aligned(*center, *size)
 
