@@ -1,9 +1,10 @@
 """``python -m siammask_ros.eval.tune --set box_fallback_area_ratio=0,0.5,0.7``: choose a tracker setting.
 
-Runs the tracker as the node runs it (preset, long-term search on) over synthetic sequences
-built from *training* footage (``TUNING_SPECS``), once per value, and prints the IoU of the
-published box (the rotated box's bounds, what a follower gets), of the state box, J and the
-share of visible frames with a box delivered. The evaluation sets are never used here.
+Runs the tracker as the node runs it (preset, long-term search on, the rotated-box fallback
+of the network's architecture) over synthetic sequences built from *training* footage
+(``TUNING_SPECS``), once per value, and prints the IoU of the published box (the rotated
+box's bounds, what a follower gets), of the state box, J and the share of visible frames
+with a box delivered. The evaluation sets are never used here.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from siammask_ros.model import build_siammask, default_weights_path, load_checkpoint
-    from siammask_ros.tracker.config import preset
+    from siammask_ros.tracker.config import box_fallback_for, preset
     from siammask_ros.tracker.result import TrackState
     from siammask_ros.tracker.tracker import SiamMaskTracker
     from siammask_ros.train.sources import TRAIN_STILLS, load_pool
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sequences = [make_sequence(spec, pool) for spec in TUNING_SPECS]
     base = preset(args.preset)
     base = dataclasses.replace(base, long_term=dataclasses.replace(base.long_term, enabled=True))
+    base = base.with_changes(box_fallback_area_ratio=box_fallback_for(getattr(model, "arch", None)))
     name, values = args.set
     print(f"{len(sequences)} tuning sequences (training footage); {name} in {values}")
     if name == "box_fallback_area_ratio":
