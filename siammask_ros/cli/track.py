@@ -42,9 +42,11 @@ from siammask_ros.tracker import InvalidBoxError, InvalidFrameError, SiamMaskTra
 from siammask_ros.tracker.config import (
     DEFAULT_BOX_FALLBACK_AREA_RATIO,
     PRESETS,
+    ROTATED_BOX_EXTENTS,
     TrackerConfig,
     box_fallback_for,
     preset,
+    rotated_box_extent_for,
 )
 from siammask_ros.tracker.result import TrackResult, TrackState
 
@@ -106,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "published ResNet-50 (default: %(default)s)")
     parser.add_argument("--box-fallback-area-ratio", type=_unit_float, default=DEFAULT_BOX_FALLBACK_AREA_RATIO,
                         metavar="RATIO", help="smaller/larger area below which it falls back (default: %(default)s)")
+    parser.add_argument("--box-extent", choices=("auto", *ROTATED_BOX_EXTENTS), default="auto",
+                        help="size of the rotated box: the mask's own, or the mask's shape and angle at the "
+                             "box branch's size (box_branch); auto: box_branch for the bundled model, mask "
+                             "for the published ResNet-50 (default: %(default)s)")
     parser.add_argument("--template-update", type=_unit_float, default=0.0, metavar="RATE",
                         help="move the template this far towards the target's look after confident frames "
                              "(default: %(default)s, off)")
@@ -150,6 +156,7 @@ def _run(args: argparse.Namespace) -> RunSummary:
     config = preset(args.preset).with_changes(
         long_term={"enabled": args.long_term == "on"},
         box_fallback_area_ratio=box_fallback_for(model.arch, args.box_fallback, args.box_fallback_area_ratio),
+        rotated_box_extent=rotated_box_extent_for(model.arch, args.box_extent),
         template_update_rate=args.template_update,
     )
     tracker = SiamMaskTracker(_backend(args.backend, model, config, args.device, args.precision), config)

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--box-fallback", choices=("auto", "on", "off"), default="auto",
                    help="rotated-box fallback as the node's rotated_box.fallback (default: %(default)s)")
     p.add_argument("--box-fallback-area-ratio", type=float, default=None, help="its threshold (default: the node's)")
+    p.add_argument("--box-extent", choices=("auto", "mask", "box_branch"), default="auto",
+                   help="rotated-box size as the node's rotated_box.extent (default: %(default)s)")
     p.add_argument("--template-update", type=float, default=0.0, help="template_update_rate (default: off)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
@@ -201,7 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from siammask_ros.model import build_siammask, default_weights_path, load_checkpoint
-    from siammask_ros.tracker.config import DEFAULT_BOX_FALLBACK_AREA_RATIO, box_fallback_for, preset
+    from siammask_ros.tracker.config import (
+        DEFAULT_BOX_FALLBACK_AREA_RATIO,
+        box_fallback_for,
+        preset,
+        rotated_box_extent_for,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -220,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         base = preset(args.preset).with_changes(
             box_fallback_area_ratio=box_fallback_for(arch, args.box_fallback, fallback_area_ratio),
+            rotated_box_extent=rotated_box_extent_for(arch, args.box_extent),
             template_update_rate=args.template_update,
         )
     except ValueError as exc:
@@ -235,10 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"weights {weights} (arch {arch}), preset {args.preset}, box fallback {base.box_fallback_area_ratio:g}, "
-          f"template update {base.template_update_rate:g}")  # fmt: skip
+          f"box extent {base.rotated_box_extent}, template update {base.template_update_rate:g}")  # fmt: skip
     summary: dict[str, object] = {
         "weights": str(weights), "arch": arch, "preset": args.preset,
-        "box_fallback_area_ratio": base.box_fallback_area_ratio, "template_update_rate": base.template_update_rate,
+        "box_fallback_area_ratio": base.box_fallback_area_ratio, "rotated_box_extent": base.rotated_box_extent,
+        "template_update_rate": base.template_update_rate,
     }  # fmt: skip
     try:
         if "real" in sections:

@@ -17,14 +17,17 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _parse_setting(text: str) -> tuple[str, list[float]]:
+def _parse_setting(text: str) -> tuple[str, list[float] | list[str]]:
+    """``NAME=V1,V2,...``: numbers, or words where any value is not a number
+    (``rotated_box_extent=mask,box_branch``); TrackerConfig checks them."""
     name, _, values = text.partition("=")
     if not name or not values:
         raise argparse.ArgumentTypeError(f"expected NAME=V1,V2,..., got {text!r}")
+    words = values.split(",")
     try:
-        return name, [float(v) for v in values.split(",")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"values of {name} must be numbers: {values!r}") from exc
+        return name, [float(v) for v in words]
+    except ValueError:
+        return name, words
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from siammask_ros.model import build_siammask, default_weights_path, load_checkpoint
-    from siammask_ros.tracker.config import box_fallback_for, preset
+    from siammask_ros.tracker.config import box_fallback_for, preset, rotated_box_extent_for
     from siammask_ros.tracker.result import TrackState
     from siammask_ros.tracker.tracker import SiamMaskTracker
     from siammask_ros.train.sources import TRAIN_STILLS, load_pool
@@ -52,12 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     weights = args.weights or default_weights_path()
     model = build_siammask(load_checkpoint(weights).arch or "siammask_mnv2", weights=weights, optimize=True)
-    pool = load_pool("train", stills=TRAIN_STILLS, videos=())
-    sequences = [make_sequence(spec, pool) for spec in TUNING_SPECS]
     base = preset(args.preset)
     base = dataclasses.replace(base, long_term=dataclasses.replace(base.long_term, enabled=True))
-    base = base.with_changes(box_fallback_area_ratio=box_fallback_for(getattr(model, "arch", None)))
+    arch = getattr(model, "arch", None)
+    base = base.with_changes(box_fallback_area_ratio=box_fallback_for(arch), rotated_box_extent=rotated_box_extent_for(arch))
     name, values = args.set
+    try:
+        for value in values:
+            base.with_changes(**{name: value})
+    except (TypeError, ValueError) as exc:  # no such field, or a value it refuses
+        print(f"eval.tune: {name}={value!r}: {exc}", file=sys.stderr)
+        return 2
+    pool = load_pool("train", stills=TRAIN_STILLS, videos=())
+    sequences = [make_sequence(spec, pool) for spec in TUNING_SPECS]
     print(f"{len(sequences)} tuning sequences (training footage); {name} in {values}")
     if name == "box_fallback_area_ratio":
         _box_fallback(model, base, sequences, values)
@@ -71,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             published.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]) if tracking else 0.0)
             state.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
             js.append(mask_iou(result.mask, seq.masks[i]))
-        _report(f"{name}={value:g}", np.asarray(published), state, js, delivered)
+        _report(f"{name}={value}", np.asarray(published), state, js, delivered)
     return 0
 
 
@@ -96,19 +106,23 @@ def _report(label: str, published: np.ndarray, state, js, delivered) -> None:
 
 
 def _box_fallback(model, base, sequences, values: Sequence[float]) -> None:
-    """The fallback changes only the published box, never the state: one run scores every value."""
-    from siammask_ros.tracker.geometry import mask_box_agreement
+    """The fallback changes only the published box, never the state: one run scores every
+    value, the published box built as the node builds it (``base.rotated_box_extent``)."""
+    from siammask_ros.tracker.geometry import fit_to_box, mask_box_agreement
     from siammask_ros.tracker.result import TrackState
     from siammask_ros.tracker.tracker import SiamMaskTracker
 
     from .metrics import box_iou_xywh, mask_iou
     from .runner import hull_xywh
 
-    tracker = SiamMaskTracker(model, base.with_changes(box_fallback_area_ratio=0.0))
+    tracker = SiamMaskTracker(model, base.with_changes(box_fallback_area_ratio=0.0, rotated_box_extent="mask"))
     agreement, mask_iou_gt, state_iou_gt, js, delivered = [], [], [], [], []
     for seq, i, result in _visible_frames(tracker, sequences):
+        mask_box = result.rotated_box
+        if base.rotated_box_extent == "box_branch":
+            mask_box = fit_to_box(mask_box, result.center, result.size)
         agreement.append(mask_box_agreement(result.rotated_box, result.size))
-        mask_iou_gt.append(box_iou_xywh(hull_xywh(result.rotated_box), seq.boxes[i]))
+        mask_iou_gt.append(box_iou_xywh(hull_xywh(mask_box), seq.boxes[i]))
         state_iou_gt.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
         js.append(mask_iou(result.mask, seq.masks[i]))
         delivered.append(result.state is TrackState.TRACKING)

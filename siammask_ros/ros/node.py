@@ -246,7 +246,7 @@ class TrackerNode(LifecycleNode):
         except (ImportError, ValueError, RuntimeError) as exc:  # onnxruntime missing, or without the device
             raise ConfigurationError(f"cannot run the {name} backend on device {device!r}: {exc}") from exc
         self._arch = getattr(model, "arch", None)
-        # Now that the architecture is known, its defaults apply (rotated_box.fallback auto).
+        # Now that the architecture is known, its defaults apply (rotated_box.fallback and .extent auto).
         tracker = MultiTargetTracker(backend, tracker_config(self._values, self._arch))
         self._model_name, self._device_name = str(weights), str(tracker.device)
         return tracker

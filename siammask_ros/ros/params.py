@@ -22,6 +22,7 @@ from siammask_ros.tracker.config import (
     TrackerConfig,
     box_fallback_for,
     preset,
+    rotated_box_extent_for,
 )
 
 __all__ = [
@@ -214,6 +215,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         float_range=(0.0, 1.0),
     ),
     ParamSpec(
+        "rotated_box.extent", "auto",
+        "Where the rotated box's size comes from: mask (the mask's minimum-area rectangle, "
+        "published SiamMask), box_branch (that rectangle's shape and angle, centred on the "
+        "tracking state and scaled so its upright hull has the box branch's area), or auto = "
+        "box_branch for the bundled model, mask for the published ResNet-50.",
+        choices=("auto", "mask", "box_branch"),
+    ),
+    ParamSpec(
         "template_update.rate", 0.0,
         "After a frame with confidence of at least template_update.confidence, move the "
         "template this far towards the target's current look. 0 = off (published SiamMask).",
@@ -317,7 +326,8 @@ def validate_choices(values: Mapping[str, Any]) -> None:
 
 def tracker_config(values: Mapping[str, Any], arch: str | None = None) -> TrackerConfig:
     """The TrackerConfig for a full set of parameter values and the network's ``arch``
-    (None before the model is loaded: ``rotated_box.fallback`` auto counts as off).
+    (None before the model is loaded: ``rotated_box.fallback`` auto counts as off and
+    ``rotated_box.extent`` auto as mask).
 
     Validation is TrackerConfig's and LongTermConfig's own (including the cross-field rules
     confidence_low < confidence_high and the search size grid); ValueError names the value.
@@ -333,6 +343,7 @@ def tracker_config(values: Mapping[str, Any], arch: str | None = None) -> Tracke
     changes["box_fallback_area_ratio"] = box_fallback_for(
         arch, values["rotated_box.fallback"], float(values["rotated_box.fallback_area_ratio"])
     )
+    changes["rotated_box_extent"] = rotated_box_extent_for(arch, values["rotated_box.extent"])
     changes["template_update_rate"] = float(values["template_update.rate"])
     changes["template_update_confidence"] = float(values["template_update.confidence"])
     return base.with_changes(**changes)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-__all__ = ["LongTermConfig", "TrackerConfig", "PRESETS", "preset"]
+__all__ = ["LongTermConfig", "TrackerConfig", "PRESETS", "ROTATED_BOX_EXTENTS", "preset"]
+
+#: Where a published rotated box's size can come from (``TrackerConfig.rotated_box_extent``).
+ROTATED_BOX_EXTENTS: tuple[str, ...] = ("mask", "box_branch")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,12 @@ class TrackerConfig:
     # smaller of their areas is below this share of the larger, for the mask box and for its
     # upright hull alike (geometry.mask_box_agreement). 0 = off, as the published tracker.
     box_fallback_area_ratio: float = 0.0
+    # Where the published rotated box's size comes from: "mask", the mask's minimum-area
+    # rectangle as it is (the published tracker); "box_branch", that rectangle's shape and
+    # angle, centred on the tracking state and scaled so that its upright hull has the box
+    # branch's area (geometry.fit_to_box): the mask says which way the target is turned,
+    # the box branch how big it is and where.
+    rotated_box_extent: str = "mask"
     # Template update against appearance change: after a frame with confidence of at least
     # template_update_confidence, the template features move this far towards those of the
     # target's crop in that frame (exponential average). 0 = off, as the published tracker.
@@ -74,6 +83,8 @@ class TrackerConfig:
         for name in ("box_fallback_area_ratio", "template_update_rate", "template_update_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.rotated_box_extent not in ROTATED_BOX_EXTENTS:
+            raise ValueError(f"rotated_box_extent must be one of {ROTATED_BOX_EXTENTS}, got {self.rotated_box_extent!r}")
         for name in ("window_influence", "lr", "seg_thr"):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} must be <= 1, got {getattr(self, name)}")
@@ -117,22 +128,32 @@ def preset(name: str) -> TrackerConfig:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
 
 
-#: Architectures whose published box falls back to the box branch's where their areas
-#: disagree, unless told otherwise: the bundled model, whose masks spill and break up
-#: (measured on the tuning set, docs/EVALUATION.md). The published ResNet-50 keeps the
-#: reference behaviour.
-BOX_FALLBACK_ARCHS: frozenset[str] = frozenset({"siammask_mnv2"})
+#: Architectures whose published box takes the box branch's size and falls back to the box
+#: branch's box where the areas disagree, unless told otherwise: the bundled model, whose
+#: masks are loose, spill and break up (measured on the tuning set, docs/EVALUATION.md). The
+#: published ResNet-50 keeps the reference behaviour.
+TUNED_BOX_ARCHS: frozenset[str] = frozenset({"siammask_mnv2"})
 #: The area ratio those architectures use, chosen on the tuning set (docs/EVALUATION.md): the
-#: published box's success rate rises from 0.910 (off) to 0.930 while 3.5 % of frames fall
-#: back; above 0.6 the share falling back climbs steeply (8.7 % at 0.7) for little more.
+#: mask box's success rate rises from 0.910 (off) to 0.915 while 1.0 % of frames fall back;
+#: 0.7 brings back width/height swaps on a turning target.
 DEFAULT_BOX_FALLBACK_AREA_RATIO: float = 0.6
 
 
 def box_fallback_for(arch: str | None, mode: str = "auto", ratio: float = DEFAULT_BOX_FALLBACK_AREA_RATIO) -> float:
     """``TrackerConfig.box_fallback_area_ratio`` for a network: ``mode`` on (``ratio``), off (0)
-    or auto (``ratio`` for the architectures in BOX_FALLBACK_ARCHS, else 0)."""
+    or auto (``ratio`` for the architectures in TUNED_BOX_ARCHS, else 0)."""
     if mode not in ("auto", "on", "off"):
         raise ValueError(f"box fallback mode must be auto, on or off, got {mode!r}")
-    if mode == "on" or (mode == "auto" and arch in BOX_FALLBACK_ARCHS):
+    if mode == "on" or (mode == "auto" and arch in TUNED_BOX_ARCHS):
         return ratio
     return 0.0
+
+
+def rotated_box_extent_for(arch: str | None, mode: str = "auto") -> str:
+    """``TrackerConfig.rotated_box_extent`` for a network: ``mode`` itself (mask or box_branch),
+    or auto (box_branch for the architectures in TUNED_BOX_ARCHS, else mask)."""
+    if mode == "auto":
+        return "box_branch" if arch in TUNED_BOX_ARCHS else "mask"
+    if mode not in ROTATED_BOX_EXTENTS:
+        raise ValueError(f"rotated box extent must be auto, mask or box_branch, got {mode!r}")
+    return mode

@@ -37,6 +37,7 @@ __all__ = [
     "crop_patch",
     "crop_window",
     "decode_boxes",
+    "fit_to_box",
     "foreground_scores",
     "generate_anchors",
     "mask_box_agreement",
@@ -542,6 +543,22 @@ def mask_box_agreement(mask_box: RotatedBox, size: tuple[float, float]) -> float
         larger = max(area, box_area)
         best = max(best, min(area, box_area) / larger if larger > 0 else 1.0)
     return float(best)
+
+
+def fit_to_box(box: RotatedBox, center: tuple[float, float], size: tuple[float, float]) -> RotatedBox:
+    """``box``'s shape and angle, centred on ``center`` and scaled so that its upright hull
+    has the area of a ``size`` (w, h) box.
+
+    The hull, because that is what a box branch trained on upright boxes frames; for an
+    upright ``box`` it is the box itself. A degenerate ``box`` (no area) gives the
+    axis-aligned ``size`` box.
+    """
+    hull_width, hull_height = np.ptp(box.corners, axis=0)
+    hull_area, target_area = float(hull_width * hull_height), float(size[0] * size[1])
+    if not (hull_area > 0 and math.isfinite(hull_area)):
+        return RotatedBox.axis_aligned(center[0], center[1], size[0], size[1])
+    offsets = box.corners - box.corners.mean(axis=0)
+    return RotatedBox.from_corners(offsets * math.sqrt(target_area / hull_area) + np.asarray(center, dtype=float))
 
 
 def box_iou_xywh(a: Sequence[float], b: Sequence[float]) -> float:

@@ -26,6 +26,7 @@ from .geometry import (
     cosine_window,
     crop_patch,
     decode_boxes,
+    fit_to_box,
     foreground_scores,
     generate_anchors,
     mask_box_agreement,
@@ -90,14 +91,21 @@ class _Choice(NamedTuple):
     pred: np.ndarray | None  # (dx, dy, w, h) in frame pixels; None when not finite
 
 
-def _box_branch_if_mask_disagrees(
-    mask_box: RotatedBox, center: tuple[float, float], size: tuple[float, float], min_area_ratio: float
+def _published_box(
+    mask_box: RotatedBox, center: tuple[float, float], size: tuple[float, float], cfg: TrackerConfig
 ) -> RotatedBox:
-    """The box branch's box where the mask's rotated box disagrees with it (see
-    ``mask_box_agreement``) by more than ``min_area_ratio`` allows; 0 keeps the mask box."""
-    if min_area_ratio <= 0 or mask_box_agreement(mask_box, size) >= min_area_ratio:
-        return mask_box
-    return RotatedBox.axis_aligned(*center, *size)
+    """The rotated box a frame with a mask publishes, from the mask's box and the state.
+
+    The box branch's (axis-aligned) box where the mask box disagrees with it by more than
+    ``box_fallback_area_ratio`` allows (see ``mask_box_agreement``); otherwise the mask box,
+    as it is or fitted to the state's centre and size (``rotated_box_extent``).
+    """
+    ratio = cfg.box_fallback_area_ratio
+    if ratio > 0 and mask_box_agreement(mask_box, size) < ratio:
+        return RotatedBox.axis_aligned(*center, *size)
+    if cfg.rotated_box_extent == "box_branch":
+        return fit_to_box(mask_box, center, size)
+    return mask_box
 
 
 class _Stepper:
@@ -242,7 +250,7 @@ class _Stepper:
             )
             rotated_box = rotated_box_from_mask(mask, new_center, new_size, region)
             center, size = clip_state(new_center, new_size, frame_w, frame_h, cfg.min_box_size)
-            rotated_box = _box_branch_if_mask_disagrees(rotated_box, center, size, cfg.box_fallback_area_ratio)
+            rotated_box = _published_box(rotated_box, center, size, cfg)
 
         seq.center, seq.size = center, size
         if choice.confidence < long_term.confidence_low:
