@@ -116,7 +116,8 @@ def _timed(fn: Callable[[], object], device: torch.device) -> float:
 
 def bench_case(variants: list[Variant], search: int, targets: int, frame: np.ndarray, repeats: int,
                device: torch.device) -> dict[int, tuple[float, float]]:  # fmt: skip
-    """(median step ms, first step ms) per variant index, steps interleaved."""
+    """(median step ms, first step ms) per variant index, variants interleaved in pairs of
+    steps of which the second is timed."""
     lost = search != 255
     config = TrackerConfig(long_term=LongTermConfig(enabled=lost, search_size=max(search, 255)))
     height, width = frame.shape[:2]
@@ -142,6 +143,10 @@ def bench_case(variants: list[Variant], search: int, targets: int, frame: np.nda
     times: dict[int, list[float]] = {i: [] for i in range(len(trackers))}
     for _ in range(repeats):
         for i, tracker in enumerate(trackers):
+            # An untimed step first: the timed one then runs as a node would, right after a
+            # step of its own (thread pools awake, caches warm) and not after another
+            # backend's, whose switch cost up to 10 ms on two cores.
+            step(tracker)()
             times[i].append(_timed(step(tracker), device))
     return {i: (statistics.median(times[i]), first[i]) for i in times}
 
