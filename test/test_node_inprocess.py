@@ -7,6 +7,8 @@ raises when it runs out of memory; everything else is the real node.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
@@ -28,6 +30,7 @@ MESSAGE_INFO = {"publication_sequence_number": 1, "reception_sequence_number": N
 
 @pytest.fixture
 def node():
+    switch_interval = sys.getswitchinterval()
     context = Context()
     rclpy.init(context=context)
     node = TrackerNode(context=context, cli_args=["--ros-args", "-p", "device:=cpu", "-p", "cpu_threads:=1"])
@@ -38,6 +41,7 @@ def node():
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+        sys.setswitchinterval(switch_interval)  # the torch backend shortens it process-wide
 
 
 def select(node: TrackerNode, box, stamp: Time) -> SelectTarget.Response:
@@ -65,3 +69,10 @@ def test_a_device_error_during_a_selection_is_refused_and_the_node_stays_usable(
     monkeypatch.undo()
     started = select(node, scene.box(0), header.stamp)
     assert started.success, started.message
+
+
+def test_the_torch_backend_shortens_the_gil_switch_interval(node):
+    from siammask_ros.ros.node import TORCH_SWITCH_INTERVAL_S
+
+    assert node.get_parameter("backend").value == "torch"
+    assert sys.getswitchinterval() == pytest.approx(TORCH_SWITCH_INTERVAL_S)

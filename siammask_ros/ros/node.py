@@ -66,6 +66,15 @@ __all__ = ["ConfigurationError", "TrackerNode", "main"]
 NODE_NAME = "siammask_tracker"
 DIAGNOSTICS_PERIOD_S = 1.0
 SENSOR_BUFFER = 30  # depth images and camera_infos kept for stamp matching
+#: The interpreter's GIL switch interval while the torch backend runs (Python's default:
+#: 5 ms). A torch step is some 150 Python-level layer calls, and each can wait a whole
+#: interval for the GIL while the executor threads take in 30 Hz images.
+#: scripts/measure_latency.sh, one target, 640x480, this project's 2-core VM, three
+#: alternating rounds: 5.5-5.7 Hz processed (p50 198-206 ms) at 5 ms, 6.6-7.2 Hz (p50
+#: 162-171 ms) at 1 ms. onnxruntime makes one call per graph and keeps the default (16.2 Hz
+#: at 5 ms, 13.7 Hz at 1 ms). Process-wide, like cpu_threads.
+TORCH_SWITCH_INTERVAL_S = 0.001
+_DEFAULT_SWITCH_INTERVAL_S = sys.getswitchinterval()
 _NO_MODEL_HINT = (
     "no model: the `weights` parameter is empty and no default model is bundled with this "
     "installation; restart the node with weights:=/path/to/SiamMask_VOT.pth (and the matching preset)"
@@ -246,6 +255,7 @@ class TrackerNode(LifecycleNode):
         except (ImportError, ValueError, RuntimeError) as exc:  # onnxruntime missing, or without the device
             raise ConfigurationError(f"cannot run the {name} backend on device {device!r}: {exc}") from exc
         self._arch = getattr(model, "arch", None)
+        sys.setswitchinterval(TORCH_SWITCH_INTERVAL_S if name == "torch" else _DEFAULT_SWITCH_INTERVAL_S)
         # Now that the architecture is known, its defaults apply (rotated_box.fallback and .extent auto).
         tracker = MultiTargetTracker(backend, tracker_config(self._values, self._arch))
         self._model_name, self._device_name = str(weights), str(tracker.device)
