@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from siammask_ros.eval.guard import (  # noqa: E402
     compare_on_clip,
     compare_results,
     demo_clip,
+    run_clip,
     synthetic_clips,
 )
 from siammask_ros.model import build_siammask, default_weights_path  # noqa: E402
@@ -60,15 +62,10 @@ def test_guard_holds_in_lost_mode(reference: torch.nn.Module, onnx_backend: Onnx
     """Every frame searched at the lost-mode size (a graph exported when first needed)."""
     clip = demo_clip(max_frames=8)
     config = clip.config.with_changes(long_term=LongTermConfig(enabled=True, search_size=LOST_SIZE))
+    clip = dataclasses.replace(clip, config=config)
 
     def run(model: object) -> list:
-        tracker = SiamMaskTracker(model, config)
-        tracker.initialize(clip.frames[0], clip.box)
-        results = []
-        for frame in clip.frames[1:]:
-            tracker.mark_lost()
-            results.append(tracker.track(frame))
-        return results
+        return run_clip(lambda c: SiamMaskTracker(model, c), clip, lost=True)
 
     torch_run, onnx_run = run(reference), run(onnx_backend)
     assert all(r.search_size == LOST_SIZE for r in onnx_run)

@@ -140,7 +140,7 @@ def test_siammask_track_runs_bf16(tmp_path: Path) -> None:
 def test_bench_has_a_bf16_row_on_the_cpu_and_no_fp16() -> None:
     variants = _variants("siammask_mnv2", default_weights_path(), torch.device("cpu"), [255], ["torch"],
                          ["fp32", "fp16", "bf16"], reference=False, threads=1)  # fmt: skip
-    assert [(v.backend, v.precision) for v in variants] == [("torch", "fp32"), ("torch", "bf16")]
+    assert [(v.backend, v.precision, v.crops) for v in variants] == [("torch", "fp32", "host"), ("torch", "bf16", "host")]
     tracker = variants[1].make(TrackerConfig())
     assert tracker._stepper.backend.dtype == torch.bfloat16
 

@@ -9,7 +9,11 @@ each backend; the backends take turns step by step, so a load that changes durin
 Rows:
     torch        fp32, bf16 (and fp16 on CUDA), batch norm folded, channels-last: today's path
     onnxruntime  fp32 graphs from ``siammask-export``, providers TensorRT > CUDA > CPU
-    reference    the published loop's way: network as loaded, fp32, full-frame mask warp
+    reference    the published loop's way: network as loaded, fp32, host crops, full-frame mask warp
+
+``crops``: where the torch rows cut their crops (``--crops``; host with OpenCV, or device:
+the frame uploaded once and cropped on the network's device, the default on a GPU).
+Ratios are to torch fp32 with host crops.
 
 ``first ms`` is the first step after the backend was built and warmed up at load.
 Cases whose first step takes over 2 s are timed over at most 3 steps.
@@ -23,7 +27,7 @@ import csv
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +38,7 @@ import torch
 from siammask_ros.model import build_siammask, default_weights_path, load_checkpoint, resolve_device
 from siammask_ros.model.backends import make_backend
 from siammask_ros.tracker.config import LongTermConfig, TrackerConfig
+from siammask_ros.tracker.crops import CROP_PLACES, crops_on_device
 from siammask_ros.tracker.multi import MultiTargetTracker
 
 from .bench import _cpu_name, _grid_boxes, _textured_frame
@@ -50,6 +55,7 @@ class Row:
     arch: str
     backend: str
     precision: str
+    crops: str  # host or device (tracker.crops)
     search: int
     targets: int
     step_ms: float
@@ -64,13 +70,22 @@ class Variant:
 
     backend: str
     precision: str
+    crops: str  # where this variant cuts its crops: host or device
     make: Callable[[TrackerConfig], MultiTargetTracker]
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.precision} {self.crops}-crops"
 
 
 def _variants(arch: str, weights: Path | None, device: torch.device, sizes: list[int], backends: list[str],
-              precisions: list[str], reference: bool, threads: int | None) -> list[Variant]:  # fmt: skip
+              precisions: list[str], reference: bool, threads: int | None,
+              crops: Sequence[str] = ("auto",)) -> list[Variant]:  # fmt: skip
+    """The timed variants; ``crops`` (``CROP_PLACES``) applies to the torch backend, the
+    others crop on the host. Places that resolve alike (auto and host on the CPU) run once."""
     variants = []
     for backend in backends:
+        places = sorted({crops_on_device(place, backend, device) for place in crops} if backend == "torch" else {False})
         for precision in precisions:
             if precision != "fp32" and backend != "torch":
                 continue  # onnxruntime runs fp32 graphs only
@@ -78,12 +93,23 @@ def _variants(arch: str, weights: Path | None, device: torch.device, sizes: list
                 continue  # the torch backend refuses fp16 off CUDA
             model = _build(arch, weights, device, optimize=True)
             net = make_backend(backend, model, arch, sizes, device=str(device), threads=threads, precision=precision)
-            variants.append(Variant(backend, precision, lambda config, net=net: MultiTargetTracker(net, config)))
+            for on_device in places:
+                place = "device" if on_device else "host"
+                variants.append(Variant(backend, precision, place, lambda config, net=net, place=place:
+                                        MultiTargetTracker(net, config, crops=place)))  # fmt: skip
     if reference:
         plain = _build(arch, weights, device)
-        variants.append(Variant("reference", "fp32", lambda config: MultiTargetTracker(
-            plain, config, region_limited_mask=False)))  # fmt: skip
+        variants.append(Variant("reference", "fp32", "host", lambda config: MultiTargetTracker(
+            plain, config, region_limited_mask=False, crops="host")))  # fmt: skip
     return variants
+
+
+def _base_step(variants: list[Variant], times: dict[int, tuple[float, float]]) -> float:
+    """The ratios' denominator: the torch fp32 step with host crops (today's path), or with
+    device crops where only those ran."""
+    steps = sorted((v.crops != "host", times[i][0]) for i, v in enumerate(variants)
+                   if v.backend == "torch" and v.precision == "fp32")  # fmt: skip
+    return steps[0][1] if steps else float("nan")
 
 
 def _build(arch: str, weights: Path | None, device: torch.device, optimize: bool = False) -> torch.nn.Module:
@@ -166,8 +192,10 @@ def run_guard(arch: str, weights: Path | None, device: torch.device, variants: l
         def single(config: TrackerConfig, variant: Variant = variant) -> object:
             return _Single(variant.make(config))
 
-        result = compare_on_clip(lambda config: _Single(MultiTargetTracker(reference, config)), single, clip)
-        results.append((f"{variant.backend} {variant.precision}", result))
+        result = compare_on_clip(
+            lambda config: _Single(MultiTargetTracker(reference, config, crops="host")), single, clip
+        )
+        results.append((variant.label, result))
     return results
 
 
@@ -212,7 +240,7 @@ def plot_rows(rows: list[Row], width: int = 1100, bar_height: int = 18) -> np.nd
     colours = {"torch": (180, 119, 31), "onnxruntime": (14, 127, 255), "reference": (100, 100, 100)}
     for k, r in enumerate(rows):
         y = margin + k * bar_height
-        label = f"{r.arch} {r.search} x{r.targets} {r.backend} {r.precision}"
+        label = f"{r.arch} {r.search} x{r.targets} {r.backend} {r.precision} {r.crops}"
         cv2.putText(image, label, (margin, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
         length = int((width - label_w - 120) * r.step_ms / longest)
         cv2.rectangle(image, (label_w, y + 2), (label_w + max(length, 1), y + bar_height - 3),
@@ -234,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"], choices=["torch", "onnxruntime"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "bf16"], choices=["fp32", "fp16", "bf16"],
                         help="fp16 and bf16 run for torch only, fp16 only on CUDA (default: %(default)s)")
+    parser.add_argument("--crops", nargs="+", default=["auto"], choices=list(CROP_PLACES),
+                        help="where the torch backend cuts its crops; auto is the device on a GPU, the "
+                             "host on the CPU (default: %(default)s)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[255, 831], help="search sizes")
     parser.add_argument("--targets", type=int, nargs="+", default=[1, 4, 16], help="targets per step")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per case and variant")
@@ -273,26 +304,25 @@ def main(argv: list[str] | None = None) -> int:
     print(LOAD_CAVEAT)
     rows: list[Row] = []
     guard_ok = True
-    print(f"{'arch':<14} {'backend':<12} {'prec':<5} {'search':>6} {'tgts':>4} {'step ms':>8} {'/tgt':>7} "
+    print(f"{'arch':<14} {'backend':<12} {'prec':<5} {'crops':<6} {'search':>6} {'tgts':>4} {'step ms':>8} {'/tgt':>7} "
           f"{'first':>7} {'ratio':>6}")  # fmt: skip
     for arch in archs:
         arch_weights = _weights_for(arch, weights)
         print(f"{arch}: {arch_weights or 'random weights (seeded)'}")
         variants = _variants(arch, arch_weights, device, args.sizes, args.backends, args.precisions,
-                             not args.no_reference, threads)  # fmt: skip
+                             not args.no_reference, threads, args.crops)  # fmt: skip
         for search in args.sizes:
             for targets in args.targets:
                 reference_too = targets == 1  # the reference-style mode: one target, as the published loop
                 chosen = [v for v in variants if v.backend != "reference" or reference_too]
                 times = bench_case(chosen, search, targets, frame, args.repeats, device)
-                base = next((times[i][0] for i, v in enumerate(chosen)
-                             if v.backend == "torch" and v.precision == "fp32"), float("nan"))  # fmt: skip
+                base = _base_step(chosen, times)
                 for i, variant in enumerate(chosen):
                     step, first = times[i]
-                    row = Row(arch, variant.backend, variant.precision, search, targets, step, step / targets,
+                    row = Row(arch, variant.backend, variant.precision, variant.crops, search, targets, step, step / targets,
                               first, base / step)  # fmt: skip
                     rows.append(row)
-                    print(f"{arch:<14} {row.backend:<12} {row.precision:<5} {search:>6} {targets:>4} "
+                    print(f"{arch:<14} {row.backend:<12} {row.precision:<5} {row.crops:<6} {search:>6} {targets:>4} "
                           f"{step:>8.1f} {row.per_target_ms:>7.1f} {first:>7.1f} {row.ratio:>6.2f}", flush=True)
         if args.guard_frames > 0:
             for label, result in run_guard(arch, arch_weights, device, variants, args.guard_frames):

@@ -22,7 +22,17 @@ from siammask_ros.tracker.result import TrackResult
 
 from .metrics import box_iou_xywh, mask_iou
 
-__all__ = ["GUARD_BOX_IOU", "GUARD_MASK_IOU", "Clip", "GuardResult", "compare_on_clip", "demo_clip", "synthetic_clips"]
+__all__ = [
+    "GUARD_BOX_IOU",
+    "GUARD_MASK_IOU",
+    "Clip",
+    "GuardResult",
+    "compare_on_clip",
+    "compare_results",
+    "demo_clip",
+    "run_clip",
+    "synthetic_clips",
+]
 
 GUARD_BOX_IOU = 0.98
 GUARD_MASK_IOU = 0.97
@@ -97,11 +107,18 @@ def _state_box(result: TrackResult) -> tuple[float, float, float, float]:
     return (cx - w / 2, cy - h / 2, w, h)
 
 
-def run_clip(make_tracker: Callable[[TrackerConfig], object], clip: Clip) -> list[TrackResult]:
-    """Results of a fresh single-target tracker over ``clip`` (frame 0 initialises)."""
+def run_clip(make_tracker: Callable[[TrackerConfig], object], clip: Clip, lost: bool = False) -> list[TrackResult]:
+    """Results of a fresh single-target tracker over ``clip`` (frame 0 initialises);
+    ``lost`` marks the target lost before every frame (the lost-mode search throughout,
+    with long-term search on)."""
     tracker = make_tracker(clip.config)
     tracker.initialize(clip.frames[0], clip.box)
-    return [tracker.track(frame) for frame in clip.frames[1:]]
+    results = []
+    for frame in clip.frames[1:]:
+        if lost:
+            tracker.mark_lost()
+        results.append(tracker.track(frame))
+    return results
 
 
 def compare_on_clip(

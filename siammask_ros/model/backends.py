@@ -59,11 +59,13 @@ class Backend(Protocol):
     device: torch.device
 
     def template(self, patches: Sequence[np.ndarray]) -> Tensor:
-        """Template features, one row per (127, 127, 3) uint8 crop."""
+        """Template features, one row per (127, 127, 3) uint8 crop (the torch backend also
+        takes (3, 127, 127) uint8 tensors on its device)."""
         ...
 
     def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
-        """Heads for same-size (S, S, 3) uint8 crops, row i against template row i."""
+        """Heads for same-size (S, S, 3) uint8 crops, row i against template row i (the
+        torch backend also takes (3, S, S) uint8 tensors on its device)."""
         ...
 
     def refine(self, rows: Sequence[SearchOutput], positions: Sequence[Position]) -> np.ndarray:
@@ -140,8 +142,11 @@ class TorchBackend:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _to_tensor(self, patches: Sequence[np.ndarray]) -> Tensor:
-        """uint8 HxWx3 BGR patches -> (B, 3, H, W) float 0..255 on the model's device."""
+    def _to_tensor(self, patches: Sequence[np.ndarray] | Sequence[Tensor]) -> Tensor:
+        """uint8 BGR patches -> (B, 3, H, W) float 0..255 on the model's device. Host patches
+        are HxWx3 arrays; device crops (``tracker.crops``) are 3xHxW tensors already there."""
+        if isinstance(patches[0], Tensor):
+            return torch.stack(list(patches)).to(self.device, self.dtype)
         patches = [patch if patch.flags.writeable else patch.copy() for patch in patches]
         if len(patches) == 1:
             # The single-target layout, kept to the stride: CPU kernels are chosen by the

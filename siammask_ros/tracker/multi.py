@@ -44,7 +44,7 @@ class MultiTargetTracker(_SteppedTracker):
         config: tracking parameters for every target; defaults to the ``vot`` preset.
         device: where to run; defaults to the device of the model's parameters. A given
             device moves the model there.
-        region_limited_mask: as for ``SiamMaskTracker``.
+        region_limited_mask, crops: as for ``SiamMaskTracker``.
     """
 
     def __init__(
@@ -53,8 +53,9 @@ class MultiTargetTracker(_SteppedTracker):
         config: TrackerConfig | None = None,
         device: str | torch.device | None = None,
         region_limited_mask: bool = True,
+        crops: str = "auto",
     ) -> None:
-        super().__init__(model, config, device, region_limited_mask)
+        super().__init__(model, config, device, region_limited_mask, crops)
         self._targets: dict[str, _Sequence] = {}
         self._auto_ids: Iterator[int] = count()
 

@@ -19,12 +19,12 @@ from siammask_ros.model.backends import Backend, as_backend
 
 from .box_orientation import canonical_box, continue_box
 from .config import TrackerConfig
+from .crops import CropSource, Patch, crops_on_device
 from .geometry import (
     apply_prediction,
     clip_state,
     context_size,
     cosine_window,
-    crop_patch,
     decode_boxes,
     fit_to_box,
     foreground_scores,
@@ -70,7 +70,7 @@ class _Plan(NamedTuple):
     window_influence: float
     scale: float  # model pixels per frame pixel (the template's image scale)
     crop_side: int  # frame pixels cropped: round(search side)
-    patch: np.ndarray  # (instance, instance, 3) uint8 search crop
+    patch: Patch  # the search crop, instance x instance (see ``crops``)
 
 
 class _Search(NamedTuple):
@@ -124,10 +124,12 @@ class _Stepper:
         config: TrackerConfig,
         device: str | torch.device | None,
         region_limited_mask: bool,
+        crops: str = "auto",
     ) -> None:
         self.backend = as_backend(model, device)  # a torch network runs through TorchBackend
         self.device = self.backend.device
         self.region_limited_mask = region_limited_mask
+        self.crops_on_device = crops_on_device(crops, self.backend.name, self.device)
         self._config = config
         self._grids: dict[int, _Grid] = {}
 
@@ -148,7 +150,7 @@ class _Stepper:
         # Truncating cast of the float mean, as the reference's assignment into uint8.
         pad_color = np.mean(image, axis=(0, 1)).astype(np.uint8)
         s_z = round(context_size(w, h, cfg.context_amount))
-        patch = crop_patch(image, (cx, cy), s_z, cfg.exemplar_size, pad_color)
+        patch = self.crop_source(image).crop((cx, cy), s_z, cfg.exemplar_size, pad_color)
         template = self.backend.template([patch])
         seq = _Sequence(template, pad_color, (cx, cy), (w, h), (frame_w, frame_h))
         result = TrackResult(
@@ -162,10 +164,14 @@ class _Stepper:
         )
         return seq, result
 
-    def plan(self, seq: _Sequence, image: np.ndarray) -> _Plan:
-        """Cut the target's search crop from a BGR ``image`` (rescaling its state first if
-        the frame size changed)."""
-        frame_h, frame_w = image.shape[:2]
+    def crop_source(self, image: np.ndarray) -> CropSource:
+        """``image`` (BGR) as this step's crops take it: uploaded once when they are cut on the device."""
+        return CropSource(image, self.device if self.crops_on_device else None)
+
+    def plan(self, seq: _Sequence, source: CropSource) -> _Plan:
+        """Cut the target's search crop from the frame (rescaling its state first if the
+        frame size changed)."""
+        frame_h, frame_w = source.frame.shape[:2]
         _follow_resolution(seq, frame_w, frame_h)
         cfg, long_term = self._config, self._config.long_term
         searching_wide = long_term.enabled and seq.lost
@@ -175,15 +181,14 @@ class _Stepper:
         s_x = context_size(seq.size[0], seq.size[1], cfg.context_amount)
         scale = cfg.exemplar_size / s_x
         crop_side = round(search_side(s_x, cfg.exemplar_size, instance))
-        patch = crop_patch(image, seq.center, crop_side, instance, seq.pad_color)
+        patch = source.crop(seq.center, crop_side, instance, seq.pad_color)
         return _Plan(instance, window_influence, scale, crop_side, patch)
 
-    def search(self, patches: Sequence[np.ndarray], templates: torch.Tensor, instance_size: int) -> list[_Search]:
+    def search(self, patches: Sequence[Patch], templates: torch.Tensor, instance_size: int) -> list[_Search]:
         """One ``backend.track`` for same-size crops; ``templates`` holds one row of template
         features per crop, in the same order."""
         output = self.backend.track(patches, templates)
-        cls = output.cls.float().cpu().numpy()
-        loc = output.loc.float().cpu().numpy()
+        cls, loc = _heads_on_host(output)
         score_size = cls.shape[-1]
         if score_size != self._config.score_size(instance_size):
             raise RuntimeError(
@@ -273,7 +278,7 @@ class _Stepper:
             search_size=plan.instance,
         )
 
-    def update_template(self, seq: _Sequence, image: np.ndarray, result: TrackResult) -> None:
+    def update_template(self, seq: _Sequence, source: CropSource, result: TrackResult) -> None:
         """Move the template towards the target's look in ``image`` after a confident frame
         (``template_update_rate`` > 0; see TrackerConfig). Off, it does nothing."""
         cfg = self._config
@@ -281,7 +286,7 @@ class _Stepper:
         if rate <= 0 or result.state is not TrackState.TRACKING or result.confidence < cfg.template_update_confidence:
             return
         s_z = round(context_size(*seq.size, cfg.context_amount))
-        patch = crop_patch(image, seq.center, s_z, cfg.exemplar_size, seq.pad_color)
+        patch = source.crop(seq.center, s_z, cfg.exemplar_size, seq.pad_color)
         fresh = self.backend.template([patch])
         seq.template = seq.template * (1 - rate) + fresh.to(seq.template.dtype) * rate
 
@@ -295,7 +300,8 @@ class _Stepper:
         there (out of device memory, say) leaves them all where they were. A target alone
         in its group gets exactly what a batch of one gives.
         """
-        plans = [self.plan(seq, image) for seq in seqs]
+        source = self.crop_source(image)
+        plans = [self.plan(seq, source) for seq in seqs]
         groups: dict[int, list[int]] = {}
         for k, plan in enumerate(plans):
             groups.setdefault(plan.instance, []).append(k)
@@ -306,7 +312,7 @@ class _Stepper:
                 outcomes[k] = outcome
         results = [self.finish(seq, plan, *outcome) for seq, plan, outcome in zip(seqs, plans, outcomes)]
         for seq, result in zip(seqs, results):
-            self.update_template(seq, image, result)
+            self.update_template(seq, source, result)
         return results
 
     def _search_group(
@@ -348,9 +354,10 @@ class _SteppedTracker:
         config: TrackerConfig | None,
         device: str | torch.device | None,
         region_limited_mask: bool,
+        crops: str,
     ) -> None:
         config = config if config is not None else TrackerConfig()
-        self._stepper = _Stepper(model, config, device, region_limited_mask)
+        self._stepper = _Stepper(model, config, device, region_limited_mask, crops)
 
     @property
     def config(self) -> TrackerConfig:
@@ -364,6 +371,11 @@ class _SteppedTracker:
     @property
     def device(self) -> torch.device:
         return self._stepper.device
+
+    @property
+    def crops_on_device(self) -> bool:
+        """Whether crops are cut on the network's device (see ``crops``)."""
+        return self._stepper.crops_on_device
 
 
 class SiamMaskTracker(_SteppedTracker):
@@ -405,6 +417,13 @@ class SiamMaskTracker(_SteppedTracker):
         region_limited_mask: warp only the frame rows the refined patch can reach and
             threshold only its footprint: bit-identical to thresholding the full-frame
             warp, cheaper on large frames (see ``geometry.mask_in_frame``).
+        crops: where template and search crops are cut, one of ``crops.CROP_PLACES``:
+            ``host`` (OpenCV, the reference's pixels), ``device`` (torch backend: the frame
+            is uploaded once and cropped on the network's device, within one grey level of
+            the host crops) or ``auto`` (device on a GPU, host on the CPU).
+
+    Raises:
+        ValueError: unknown ``crops``, or ``device`` crops with a backend other than torch.
     """
 
     def __init__(
@@ -413,8 +432,9 @@ class SiamMaskTracker(_SteppedTracker):
         config: TrackerConfig | None = None,
         device: str | torch.device | None = None,
         region_limited_mask: bool = True,
+        crops: str = "auto",
     ) -> None:
-        super().__init__(model, config, device, region_limited_mask)
+        super().__init__(model, config, device, region_limited_mask, crops)
         self._seq: _Sequence | None = None
 
     # ----------------------------------------------------------------------------------
@@ -483,6 +503,17 @@ class SiamMaskTracker(_SteppedTracker):
             raise RuntimeError("track() needs a target: call initialize(frame, box) first (or again after reset())")
         (result,) = self._stepper.step(to_bgr(frame, color_order), [seq])
         return result
+
+
+def _heads_on_host(output: SearchOutput) -> tuple[np.ndarray, np.ndarray]:
+    """The score and box maps as float32 host arrays: one copy back from a GPU (both maps
+    in one buffer), none on the CPU."""
+    if output.cls.device.type == "cpu":
+        return output.cls.float().numpy(), output.loc.float().numpy()
+    batch = output.cls.shape[0]
+    both = torch.cat([output.cls.reshape(batch, -1), output.loc.reshape(batch, -1)], dim=1).float().cpu().numpy()
+    split = output.cls[0].numel()
+    return both[:, :split].reshape(output.cls.shape), both[:, split:].reshape(output.loc.shape)
 
 
 def _batch_row(output: SearchOutput, i: int) -> SearchOutput:
