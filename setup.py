@@ -30,6 +30,7 @@ setup(
             "siammask-track = siammask_ros.cli.track:main",
             "siammask-bench = siammask_ros.cli.bench:main",
             "siammask-export = siammask_ros.cli.export:main",
+            "siammask-gpu-checks = siammask_ros.cli.gpu_checks:main",
         ],
     },
 )

@@ -6,9 +6,11 @@
 #
 # Needs only python3 with CUDA PyTorch, onnxruntime(-gpu), onnx and OpenCV: no ROS, no venv
 # (PYTHON=... picks another interpreter). Writes OUTDIR/environment.txt, OUTDIR/export.txt
-# (ONNX export check), OUTDIR/results.md, results.csv, bench.png and OUTDIR/bench.log.
+# (ONNX export check), OUTDIR/results.md, results.csv, bench.png, OUTDIR/bench.log and
+# OUTDIR/gpu_checks.md (siammask_ros.cli.gpu_checks: numerics, determinism, training step).
 # Precisions: fp32, fp16 and bf16 (torch) on CUDA; fp32 only on the CPU (bf16 fails the guard there).
-# Exit status: non-zero when the export check or the accuracy guard fails.
+# The torch rows run with host crops and with device crops (one upload per frame).
+# Exit status: non-zero when the export check, the accuracy guard or a GPU check fails.
 # The test suite runs it with --device cpu and tiny counts so that it cannot rot.
 set -euo pipefail
 
@@ -61,6 +63,14 @@ cat "$OUT/environment.txt"
 
 "$PY" -m siammask_ros.cli.bench_backends --device "$DEVICE" --arch siammask_r50 siammask_mnv2 \
     --sizes "${SIZES[@]}" --targets "${TARGETS[@]}" --repeats "$REPEATS" --guard-frames "$GUARD" \
-    --precisions "${PRECISIONS[@]}" \
+    --precisions "${PRECISIONS[@]}" --crops host device \
     --output-dir "$OUT" 2>&1 | tee "$OUT/bench.log"
-exit "${PIPESTATUS[0]}"
+bench_status=${PIPESTATUS[0]}
+
+# Device strings, device-vs-CPU numerics (TF32 off, and its deviation on), tracking on the
+# device against the CPU, bit-for-bit repeat runs, mixed 255/lost groups, a training step
+# under autocast saved and resumed.
+"$PY" -m siammask_ros.cli.gpu_checks --device "$DEVICE" --frames "$GUARD" --sizes "${SIZES[@]}" \
+    --output-dir "$OUT" 2>&1 | tee "$OUT/gpu_checks.log"
+checks_status=${PIPESTATUS[0]}
+exit $(( bench_status != 0 ? bench_status : checks_status ))
