@@ -412,3 +412,26 @@ def test_random_network_sequence_end_to_end(model):
         assert np.all(np.isfinite(result.rotated_box.corners))
         assert result.search_size == 255
     assert any(r.mask.any() for r in results[1:])
+
+
+def test_wide_search_every_n_frames_while_lost_and_the_held_position_in_between(model):
+    _tame(model)
+    _set_heads(model, fg_prob=0.5, mask_logit=20.0)  # below confidence_low: lost, state held
+    cfg = TrackerConfig(long_term=LongTermConfig(enabled=True, search_size=383, wide_search_every=3))
+    tracker = SiamMaskTracker(model, cfg)
+    tracker.initialize(_frame(), BOX)
+    sizes = [tracker.track(_frame(k)).search_size for k in range(2, 10)]
+    # declared lost on the first frame, then wide on every third lost step
+    assert sizes == [255, 383, 255, 255, 383, 255, 255, 383]
+    assert tracker.state is TrackState.LOST and tracker.center == (65.0, 50.0)
+    tracker.mark_lost()  # an outside cue searches wide on the next frame
+    assert tracker.track(_frame(11)).search_size == 383
+    _set_heads(model, fg_prob=0.999, mask_logit=20.0)
+    found = tracker.track(_frame(12))  # a held-position frame can find the target again
+    assert (found.search_size, found.state) == (255, TrackState.TRACKING)
+    assert tracker.track(_frame(13)).search_size == 255
+
+
+def test_wide_search_every_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="wide_search_every must be an integer >= 1, got 0"):
+        LongTermConfig(wide_search_every=0)

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--box-extent", choices=("auto", "mask", "box_branch"), default="auto",
                    help="rotated-box size as the node's rotated_box.extent (default: %(default)s)")
     p.add_argument("--template-update", type=float, default=0.0, help="template_update_rate (default: off)")
+    p.add_argument("--wide-search-every", type=int, default=1,
+                   help="long mode: the wide search on every N-th lost frame (default: %(default)s, every frame)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
     return p
@@ -230,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rotated_box_extent=rotated_box_extent_for(arch, args.box_extent),
             template_update_rate=args.template_update,
         )
+        base = base.with_changes(long_term=dataclasses.replace(base.long_term, wide_search_every=args.wide_search_every))
     except ValueError as exc:
         print(f"siammask eval: {exc}", file=sys.stderr)
         return 2
@@ -243,11 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"weights {weights} (arch {arch}), preset {args.preset}, box fallback {base.box_fallback_area_ratio:g}, "
-          f"box extent {base.rotated_box_extent}, template update {base.template_update_rate:g}")  # fmt: skip
+          f"box extent {base.rotated_box_extent}, template update {base.template_update_rate:g}, "
+          f"wide search every {base.long_term.wide_search_every}")  # fmt: skip
     summary: dict[str, object] = {
         "weights": str(weights), "arch": arch, "preset": args.preset,
         "box_fallback_area_ratio": base.box_fallback_area_ratio, "rotated_box_extent": base.rotated_box_extent,
         "template_update_rate": base.template_update_rate,
+        "wide_search_every": base.long_term.wide_search_every,
     }  # fmt: skip
     try:
         if "real" in sections:

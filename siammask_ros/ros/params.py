@@ -194,6 +194,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int_range=(255, 1279, 8),
     ),
     ParamSpec(
+        "long_term.wide_search_every", _LONG_TERM.wide_search_every,
+        "While LOST, run the long_term.search_size search on every N-th frame only and the "
+        "normal search around the held position in between (cheaper on a CPU). 1 = every frame.",
+        int_range=(1, 30, 1),
+    ),
+    ParamSpec(
         "long_term.max_lost_duration", 0.0,
         "Give up on a target LOST for this many seconds (image time): it is reported IDLE "
         "with the reason and dropped. 0 = search forever.",
@@ -339,6 +345,7 @@ def tracker_config(values: Mapping[str, Any], arch: str | None = None) -> Tracke
         "confidence_low": float(values["long_term.confidence_low"]),
         "confidence_high": float(values["long_term.confidence_high"]),
         "search_size": int(values["long_term.search_size"]),
+        "wide_search_every": int(values["long_term.wide_search_every"]),
     }
     changes["box_fallback_area_ratio"] = box_fallback_for(
         arch, values["rotated_box.fallback"], float(values["rotated_box.fallback_area_ratio"])

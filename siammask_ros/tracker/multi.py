@@ -116,7 +116,8 @@ class MultiTargetTracker(_SteppedTracker):
         Raises:
             KeyError: no target has this id.
         """
-        self._target(target_id).lost = True
+        seq = self._target(target_id)
+        seq.lost, seq.lost_steps = True, 0  # an outside cue: search wide on the next frame
 
     def track(
         self, frame: np.ndarray, color_order: str = "bgr", target_ids: Sequence[str] | None = None

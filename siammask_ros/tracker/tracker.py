@@ -53,6 +53,7 @@ class _Sequence:
     size: tuple[float, float]
     frame_size: tuple[int, int]  # (W, H) of the last frame seen
     lost: bool = False
+    lost_steps: int = 0  # steps taken since the target was declared lost (0 while tracking)
     # The last mask frame's published box, which the next one continues (same physical
     # side as width, nearest angle); None before the first one and after a held box.
     published_box: RotatedBox | None = None
@@ -174,7 +175,7 @@ class _Stepper:
         frame_h, frame_w = source.frame.shape[:2]
         _follow_resolution(seq, frame_w, frame_h)
         cfg, long_term = self._config, self._config.long_term
-        searching_wide = long_term.enabled and seq.lost
+        searching_wide = long_term.enabled and seq.lost and seq.lost_steps % long_term.wide_search_every == 0
         instance = long_term.search_size if searching_wide else cfg.instance_size
         window_influence = long_term.lost_window_influence if searching_wide else cfg.window_influence
         # Either search size is cut at the template's image scale.
@@ -262,6 +263,7 @@ class _Stepper:
             seq.lost = True
         elif choice.confidence > long_term.confidence_high:
             seq.lost = False
+        seq.lost_steps = seq.lost_steps + 1 if was_lost and seq.lost else 0
         if prob is not None:
             redetected = long_term.enabled and was_lost and not seq.lost
             previous = None if redetected else seq.published_box
@@ -473,7 +475,7 @@ class SiamMaskTracker(_SteppedTracker):
         """
         if self._seq is None:
             raise RuntimeError("mark_lost() needs a target: call initialize(frame, box) first")
-        self._seq.lost = True
+        self._seq.lost, self._seq.lost_steps = True, 0  # an outside cue: search wide on the next frame
 
     def reset(self) -> None:
         """Forget the sequence; the tracker is IDLE until the next ``initialize``."""
