@@ -7,7 +7,9 @@
 # Needs only python3 with CUDA PyTorch, onnxruntime(-gpu), onnx and OpenCV: no ROS, no venv
 # (PYTHON=... picks another interpreter). Writes OUTDIR/environment.txt, OUTDIR/export.txt
 # (ONNX export check), OUTDIR/results.md, results.csv, bench.png, OUTDIR/bench.log and
-# OUTDIR/gpu_checks.md (siammask_ros.cli.gpu_checks: numerics, determinism, training step).
+# OUTDIR/gpu_checks.md (siammask_ros.cli.gpu_checks: numerics, determinism, training step)
+# and, on CUDA with pytest installed, OUTDIR/conformance.log (test_reference_conformance.py
+# with the tracker on the GPU).
 # Precisions: fp32, fp16 and bf16 (torch) on CUDA; fp32 only on the CPU (bf16 fails the guard there).
 # The torch rows run with host crops and with device crops (one upload per frame).
 # Exit status: non-zero when the export check, the accuracy guard or a GPU check fails.
@@ -73,4 +75,19 @@ bench_status=${PIPESTATUS[0]}
 "$PY" -m siammask_ros.cli.gpu_checks --device "$DEVICE" --frames "$GUARD" --sizes "${SIZES[@]}" \
     --output-dir "$OUT" 2>&1 | tee "$OUT/gpu_checks.log"
 checks_status=${PIPESTATUS[0]}
-exit $(( bench_status != 0 ? bench_status : checks_status ))
+
+# The reference-conformance test with the tracker on the GPU and the reference loop on the
+# CPU, where pytest is installed (it is not needed for anything else here).
+conformance_status=0
+if [[ $DEVICE == cuda* ]]; then
+    if "$PY" -c "import pytest" 2>/dev/null; then
+        SIAMMASK_TEST_DEVICE=$DEVICE "$PY" -m pytest -q -p no:cacheprovider test/test_reference_conformance.py \
+            2>&1 | tee "$OUT/conformance.log"
+        conformance_status=${PIPESTATUS[0]}
+    else
+        echo "reference conformance on $DEVICE: not run (no pytest for $PY)" | tee "$OUT/conformance.log"
+    fi
+fi
+for status in "$bench_status" "$checks_status" "$conformance_status"; do
+    if [[ $status != 0 ]]; then exit "$status"; fi
+done
