@@ -146,7 +146,9 @@ class TorchBackend:
         """uint8 BGR patches -> (B, 3, H, W) float 0..255 on the model's device. Host patches
         are HxWx3 arrays; device crops (``tracker.crops``) are 3xHxW tensors already there."""
         if isinstance(patches[0], Tensor):
-            return torch.stack(list(patches)).to(self.device, self.dtype)
+            # In the host patches' layout (channels last), so both run the same kernels.
+            batch = torch.stack(list(patches)).to(self.device, self.dtype)
+            return batch.contiguous(memory_format=torch.channels_last)
         patches = [patch if patch.flags.writeable else patch.copy() for patch in patches]
         if len(patches) == 1:
             # The single-target layout, kept to the stride: CPU kernels are chosen by the
