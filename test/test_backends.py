@@ -28,6 +28,7 @@ from siammask_ros.model.backends import (  # noqa: E402
     crop_skip_windows,
     make_backend,
     onnxruntime_providers,
+    provider_options,
 )
 from siammask_ros.tracker import SiamMaskTracker, TrackerConfig  # noqa: E402
 from siammask_ros.tracker.config import LongTermConfig  # noqa: E402
@@ -137,3 +138,20 @@ def test_siammask_track_runs_on_onnxruntime(tmp_path) -> None:  # noqa: ANN001
                          "--device", "cpu", "--max-frames", "4", "--output", str(records)])  # fmt: skip
     assert status == 0
     assert len(records.read_text().splitlines()) == 4
+
+
+def test_gpu_providers_get_the_cuda_index_and_tensorrt_a_cache_per_graph_content(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SIAMMASK_TENSORRT_CACHE", str(tmp_path / "cache"))
+    graph = tmp_path / "search_255.onnx"
+    graph.write_bytes(b"weights A")
+    names = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    (trt, trt_options), (cuda, cuda_options), (cpu, cpu_options) = provider_options(names, "cuda:1", graph)
+    assert (trt, cuda, cpu) == tuple(names)
+    assert trt_options["device_id"] == cuda_options["device_id"] == "1" and cpu_options == {}
+    assert trt_options["trt_engine_cache_enable"] == "True"
+    first_cache = Path(trt_options["trt_engine_cache_path"])
+    assert first_cache.is_dir() and first_cache.parent == tmp_path / "cache"
+    graph.write_bytes(b"weights B")  # new weights, same file name: never the old engines
+    (_, retrained), *_ = provider_options(names, "cuda", graph)
+    assert Path(retrained["trt_engine_cache_path"]) != first_cache and retrained["device_id"] == "0"
+    assert provider_options(["CPUExecutionProvider"], "cpu", graph) == [("CPUExecutionProvider", {})]

@@ -20,6 +20,7 @@ numpy geometry as float32 whatever it is; ONNX Runtime runs fp32 graphs only.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -43,7 +44,9 @@ __all__ = [
     "crop_skip_windows",
     "make_backend",
     "onnxruntime_providers",
+    "provider_options",
     "precision_dtype",
+    "tensorrt_cache_dir",
 ]
 
 BACKENDS = ("torch", "onnxruntime")
@@ -183,6 +186,44 @@ def onnxruntime_providers(device: str = "auto") -> list[str]:
     return [*gpu, "CPUExecutionProvider"]
 
 
+def provider_options(providers: Sequence[str], device: str, graph: Path) -> list[tuple[str, dict[str, str]]]:
+    """``providers`` with their options for the session on ``graph``: the GPU providers on
+    the CUDA index of ``device``; TensorRT with its engine and timing caches on disk.
+
+    TensorRT builds an engine per graph and input shape on first use (seconds to minutes
+    on a Jetson); the cache makes that a one-time cost per machine. ONNX Runtime does not
+    check that a cached engine belongs to the graph, so each graph gets a folder named by
+    a digest of its content: new weights never meet an engine built for old ones. Folder:
+    ``$SIAMMASK_TENSORRT_CACHE``, else ``$XDG_CACHE_HOME/siammask_ros/tensorrt``, else
+    ``~/.cache/siammask_ros/tensorrt``.
+    """
+    kind, _, index = str(device).partition(":")
+    device_id = index if kind == "cuda" and index else "0"
+    options: list[tuple[str, dict[str, str]]] = []
+    for name in providers:
+        entry: dict[str, str] = {}
+        if name in ("TensorrtExecutionProvider", "CUDAExecutionProvider"):
+            entry["device_id"] = device_id
+        if name == "TensorrtExecutionProvider":
+            cache = str(tensorrt_cache_dir(graph))
+            entry.update(trt_engine_cache_enable="True", trt_engine_cache_path=cache,
+                         trt_timing_cache_enable="True", trt_timing_cache_path=cache)  # fmt: skip
+        options.append((name, entry))
+    return options
+
+
+def tensorrt_cache_dir(graph: Path) -> Path:
+    """The TensorRT cache folder of one graph file (see ``provider_options``); created."""
+    root = os.environ.get("SIAMMASK_TENSORRT_CACHE")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(base) / "siammask_ros" / "tensorrt")
+    digest = hashlib.sha256(Path(graph).read_bytes()).hexdigest()[:16]
+    folder = Path(root) / f"{Path(graph).stem}-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 class OnnxRuntimeBackend:
     """ONNX Runtime sessions on the graphs of an export directory.
 
@@ -206,6 +247,7 @@ class OnnxRuntimeBackend:
         if not graph_file(self.directory, "template").is_file():
             raise FileNotFoundError(f"{self.directory} holds no exported SiamMask graphs (template.onnx missing)")
         self.providers = onnxruntime_providers(device)
+        self._device_name = str(device)
         self.device = torch.device("cpu")  # outputs come back as host arrays
         self._ort = ort
         self._threads = threads
@@ -306,8 +348,9 @@ class OnnxRuntimeBackend:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             if self._threads is not None:
                 options.intra_op_num_threads = self._threads
-            path = str(self.directory / f"{name}.onnx")
-            session = self._ort.InferenceSession(path, options, providers=self.providers)
+            path = self.directory / f"{name}.onnx"
+            providers = provider_options(self.providers, self._device_name, path)
+            session = self._ort.InferenceSession(str(path), options, providers=providers)
             self._sessions[name] = session
         return session
 
