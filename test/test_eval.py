@@ -120,3 +120,19 @@ def test_bundled_model_tracks_a_plain_held_out_sequence(pool) -> None:
     result = run_sequence(SiamMaskTracker(build_siammask(weights=weights)), seq)
     assert result.box_iou.size == 19 and result.failures == 0
     assert result.box_iou.mean() > 0.6 and result.mask_j.mean() > 0.6
+
+
+def test_tune_settings_reach_long_term_fields_and_refuse_unknown_ones() -> None:
+    from siammask_ros.eval.tune import _parse_setting, _with_setting
+    from siammask_ros.tracker.config import TrackerConfig
+
+    name, values = _parse_setting("long_term.confidence_low=0.85,0.9")
+    assert (name, values) == ("long_term.confidence_low", [0.85, 0.9])
+    tuned = _with_setting(TrackerConfig(), name, values[1])
+    assert tuned.long_term.confidence_low == 0.9 and tuned.long_term.confidence_high == 0.998
+    assert _with_setting(TrackerConfig(), "long_term.wide_search_every", 3.0).long_term.wide_search_every == 3
+    assert _with_setting(TrackerConfig(), "lr", 0.4).lr == 0.4
+    with pytest.raises(ValueError, match="unknown group 'foo'"):
+        _with_setting(TrackerConfig(), "foo.lr", 0.4)
+    with pytest.raises(ValueError, match="confidence_low < confidence_high"):
+        _with_setting(TrackerConfig(), "long_term.confidence_low", 0.999)

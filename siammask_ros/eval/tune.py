@@ -33,7 +33,8 @@ def _parse_setting(text: str) -> tuple[str, list[float] | list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m siammask_ros.eval.tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--set", type=_parse_setting, required=True, help="TrackerConfig field and values to try")
+    p.add_argument("--set", type=_parse_setting, required=True,
+                   help="TrackerConfig field (long_term.FIELD for LongTermConfig) and values to try")
     p.add_argument("--weights", help="checkpoint (default: the bundled model)")
     p.add_argument("--preset", default="vot")
     p.add_argument("--threads", type=int, default=0)
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, values = args.set
     try:
         for value in values:
-            base.with_changes(**{name: value})
+            _with_setting(base, name, value)
     except (TypeError, ValueError) as exc:  # no such field, or a value it refuses
         print(f"eval.tune: {name}={value!r}: {exc}", file=sys.stderr)
         return 2
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _box_fallback(model, base, sequences, values)
         return 0
     for value in values:
-        tracker = SiamMaskTracker(model, base.with_changes(**{name: value}))
+        tracker = SiamMaskTracker(model, _with_setting(base, name, value))
         published, state, js, delivered = [], [], [], []
         for seq, i, result in _visible_frames(tracker, sequences):
             tracking = result.state is TrackState.TRACKING
@@ -82,7 +83,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             state.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
             js.append(mask_iou(result.mask, seq.masks[i]))
         _report(f"{name}={value}", np.asarray(published), state, js, delivered)
+        tracking, state_arr = np.asarray(delivered), np.asarray(state)
+        wrong = np.count_nonzero(tracking & (state_arr < 0.1)) / max(1, np.count_nonzero(tracking))
+        print(f"    TRACKING with state IoU < 0.1: {wrong:.3f} of TRACKING frames; "
+              f"LOST while visible: {np.mean(~tracking):.3f}", flush=True)
     return 0
+
+
+def _with_setting(base, name: str, value):  # noqa: ANN001, ANN202 - TrackerConfig in and out
+    """``base`` with one field changed; ``long_term.FIELD`` names a LongTermConfig field."""
+    group, _, field = name.rpartition(".")
+    if group == "long_term":
+        if isinstance(value, float) and field == "wide_search_every":
+            value = int(value)
+        return base.with_changes(long_term=dataclasses.replace(base.long_term, **{field: value}))
+    if group:
+        raise ValueError(f"unknown group {group!r}: use a TrackerConfig field or long_term.FIELD")
+    return base.with_changes(**{name: value})
 
 
 def _visible_frames(tracker, sequences):
