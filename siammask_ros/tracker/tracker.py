@@ -281,7 +281,7 @@ class _Stepper:
         )
 
     def update_template(self, seq: _Sequence, source: CropSource, result: TrackResult) -> None:
-        """Move the template towards the target's look in ``image`` after a confident frame
+        """Move the template towards the target's look in this frame after a confident one
         (``template_update_rate`` > 0; see TrackerConfig). Off, it does nothing."""
         cfg = self._config
         rate = cfg.template_update_rate
