@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .geometry import crop_patch, crop_window
+from .geometry import crop_patch, crop_window, window_in_frame
 
 __all__ = ["CROP_PLACES", "CropSource", "crop_patch_on_device", "crops_on_device", "resize_like_opencv"]
 
@@ -75,17 +75,16 @@ def crop_patch_on_device(
     win = crop_window(center, side)
     n = win.xmax - win.xmin + 1
     frame_h, frame_w = frame_bgr.shape[:2]
-    x0, y0 = max(win.xmin, 0), max(win.ymin, 0)
-    x1, y1 = min(win.xmax + 1, frame_w), min(win.ymax + 1, frame_h)
-    inside = frame_bgr[y0:y1, x0:x1].permute(2, 0, 1)
-    if (x0, y0, x1, y1) == (win.xmin, win.ymin, win.xmax + 1, win.ymax + 1):
+    part = window_in_frame(win, frame_w, frame_h)
+    inside = frame_bgr[part.frame_rows, part.frame_cols].permute(2, 0, 1)
+    if part.whole:
         patch = inside
     else:
         patch = frame_bgr.new_empty((frame_bgr.shape[2], n, n))
         for channel, value in enumerate(np.asarray(pad_color, dtype=np.uint8).tolist()):
             patch[channel].fill_(value)
-        if x0 < x1 and y0 < y1:
-            patch[:, y0 - win.ymin : y1 - win.ymin, x0 - win.xmin : x1 - win.xmin] = inside
+        if not part.empty:
+            patch[:, part.window_rows, part.window_cols] = inside
     if n == out_size:
         return patch.contiguous()
     return resize_like_opencv(patch, out_size)

@@ -336,6 +336,26 @@ def crop_window(center: tuple[float, float], side: float) -> PixelRect:
     return PixelRect(xmin, ymin, xmin + n - 1, ymin + n - 1)
 
 
+class WindowInFrame(NamedTuple):
+    """The in-frame part of a crop window, as slices into the frame and into the window."""
+
+    frame_rows: slice
+    frame_cols: slice
+    window_rows: slice
+    window_cols: slice
+    whole: bool  # the window lies entirely inside the frame
+    empty: bool  # no pixel of the window lies inside the frame
+
+
+def window_in_frame(win: PixelRect, frame_w: int, frame_h: int) -> WindowInFrame:
+    """Where ``win`` overlaps a ``frame_w`` x ``frame_h`` frame (the rest takes the pad colour)."""
+    x0, y0 = max(win.xmin, 0), max(win.ymin, 0)
+    x1, y1 = min(win.xmax + 1, frame_w), min(win.ymax + 1, frame_h)
+    whole = (x0, y0, x1, y1) == (win.xmin, win.ymin, win.xmax + 1, win.ymax + 1)
+    return WindowInFrame(slice(y0, y1), slice(x0, x1), slice(y0 - win.ymin, y1 - win.ymin),
+                         slice(x0 - win.xmin, x1 - win.xmin), whole, not (x0 < x1 and y0 < y1))  # fmt: skip
+
+
 def crop_patch(
     frame_bgr: np.ndarray,
     center: tuple[float, float],
@@ -353,16 +373,14 @@ def crop_patch(
     """
     n = _as_side(side)
     frame_h, frame_w = frame_bgr.shape[:2]
-    win = crop_window(center, n)
-    x0, y0 = max(win.xmin, 0), max(win.ymin, 0)
-    x1, y1 = min(win.xmax + 1, frame_w), min(win.ymax + 1, frame_h)
-    if x0 == win.xmin and y0 == win.ymin and x1 == win.xmax + 1 and y1 == win.ymax + 1:
-        patch = frame_bgr[y0:y1, x0:x1]  # entirely inside: a view, no copy
+    part = window_in_frame(crop_window(center, n), frame_w, frame_h)
+    if part.whole:
+        patch = frame_bgr[part.frame_rows, part.frame_cols]  # a view, no copy
     else:
         patch = np.empty((n, n, frame_bgr.shape[2]), dtype=np.uint8)
         patch[:] = np.asarray(pad_color, dtype=np.uint8)
-        if x0 < x1 and y0 < y1:
-            patch[y0 - win.ymin : y1 - win.ymin, x0 - win.xmin : x1 - win.xmin] = frame_bgr[y0:y1, x0:x1]
+        if not part.empty:
+            patch[part.window_rows, part.window_cols] = frame_bgr[part.frame_rows, part.frame_cols]
     if n != out_size:
         return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(patch)
