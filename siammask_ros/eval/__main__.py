@@ -231,8 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             box_fallback_area_ratio=box_fallback_for(arch, args.box_fallback, fallback_area_ratio),
             rotated_box_extent=rotated_box_extent_for(arch, args.box_extent),
             template_update_rate=args.template_update,
+            long_term={"wide_search_every": args.wide_search_every},
         )
-        base = base.with_changes(long_term=dataclasses.replace(base.long_term, wide_search_every=args.wide_search_every))
     except ValueError as exc:
         print(f"siammask eval: {exc}", file=sys.stderr)
         return 2

@@ -9,8 +9,10 @@ import numpy as np
 from siammask_ros.tracker.geometry import box_iou_xywh
 
 __all__ = [
+    "CONFIDENTLY_WRONG_IOU",
     "SUCCESS_THRESHOLDS",
     "box_iou_xywh",
+    "confidently_wrong_frames",
     "mask_iou",
     "redetection_frames",
     "success_auc",
@@ -19,6 +21,13 @@ __all__ = [
 
 #: IoU thresholds of the success plot: 0, 0.05, ..., 1.0 (OTB's 21 points).
 SUCCESS_THRESHOLDS: np.ndarray = np.linspace(0.0, 1.0, 21)
+#: A frame that delivers a box (TRACKING) with a box IoU below this is confidently wrong.
+CONFIDENTLY_WRONG_IOU = 0.1
+
+
+def confidently_wrong_frames(delivered: np.ndarray, ious: np.ndarray) -> int:
+    """Frames that delivered a box whose IoU is below ``CONFIDENTLY_WRONG_IOU``."""
+    return int(np.count_nonzero(np.asarray(delivered, bool) & (np.asarray(ious) < CONFIDENTLY_WRONG_IOU)))
 
 
 def mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .metrics import box_iou_xywh, mask_iou, success_auc
+from .metrics import box_iou_xywh, confidently_wrong_frames, mask_iou, success_auc
 
 __all__ = [
     "REAL_CLIP_DIR",
@@ -109,7 +109,7 @@ class ClipScore:
     @property
     def confidently_wrong(self) -> float:
         """Share of frames with a delivered box whose IoU is below 0.1 (absent target: IoU 0)."""
-        wrong = np.count_nonzero(self.delivered_visible & (self.ious < 0.1)) + self.delivered_absent
+        wrong = confidently_wrong_frames(self.delivered_visible, self.ious) + self.delivered_absent
         delivered = np.count_nonzero(self.delivered_visible) + self.delivered_absent
         return wrong / delivered if delivered else 0.0
 

@@ -12,7 +12,14 @@ import numpy as np
 from siammask_ros.tracker.result import RotatedBox, TrackState
 from siammask_ros.tracker.tracker import SiamMaskTracker
 
-from .metrics import box_iou_xywh, mask_iou, redetection_frames, success_auc, success_curve
+from .metrics import (
+    box_iou_xywh,
+    confidently_wrong_frames,
+    mask_iou,
+    redetection_frames,
+    success_auc,
+    success_curve,
+)
 from .real_clips import ClipRun, RealClip
 from .sequences import SyntheticSequence
 
@@ -52,7 +59,7 @@ class SequenceResult:
     @property
     def confidently_wrong(self) -> int:
         """Visible-target frames reported as TRACKING with box IoU below 0.1."""
-        return int(np.count_nonzero(self.tracking & (self.box_iou < 0.1)))
+        return confidently_wrong_frames(self.tracking, self.box_iou)
 
 
 def _state_box(center: tuple[float, float], size: tuple[float, float]) -> tuple[float, float, float, float]:

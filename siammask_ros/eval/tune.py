@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from siammask_ros.tracker.tracker import SiamMaskTracker
     from siammask_ros.train.sources import TRAIN_STILLS, load_pool
 
-    from .metrics import box_iou_xywh, mask_iou
+    from .metrics import box_iou_xywh, confidently_wrong_frames, mask_iou
     from .runner import hull_xywh
     from .sequences import TUNING_SPECS, make_sequence
 
@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             state.append(box_iou_xywh(_state_xywh(result), seq.boxes[i]))
             js.append(mask_iou(result.mask, seq.masks[i]))
         _report(f"{name}={value}", np.asarray(published), state, js, delivered)
-        tracking, state_arr = np.asarray(delivered), np.asarray(state)
-        wrong = np.count_nonzero(tracking & (state_arr < 0.1)) / max(1, np.count_nonzero(tracking))
+        tracking = np.asarray(delivered)
+        wrong = confidently_wrong_frames(tracking, np.asarray(state)) / max(1, np.count_nonzero(tracking))
         print(f"    TRACKING with state IoU < 0.1: {wrong:.3f} of TRACKING frames; "
               f"LOST while visible: {np.mean(~tracking):.3f}", flush=True)
     return 0
@@ -96,7 +96,7 @@ def _with_setting(base, name: str, value):  # noqa: ANN001, ANN202 - TrackerConf
     if group == "long_term":
         if isinstance(value, float) and field == "wide_search_every":
             value = int(value)
-        return base.with_changes(long_term=dataclasses.replace(base.long_term, **{field: value}))
+        return base.with_changes(long_term={field: value})
     if group:
         raise ValueError(f"unknown group {group!r}: use a TrackerConfig field or long_term.FIELD")
     return base.with_changes(**{name: value})

@@ -18,6 +18,7 @@ from siammask_ros.ros.targets import TargetPolicy
 from siammask_ros.tracker.config import (
     DEFAULT_BOX_FALLBACK_AREA_RATIO,
     PRESETS,
+    ROTATED_BOX_EXTENTS,
     LongTermConfig,
     TrackerConfig,
     box_fallback_for,
@@ -226,7 +227,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "published SiamMask), box_branch (that rectangle's shape and angle, centred on the "
         "tracking state and scaled so its upright hull has the box branch's area), or auto = "
         "box_branch for the bundled model, mask for the published ResNet-50.",
-        choices=("auto", "mask", "box_branch"),
+        choices=("auto", *ROTATED_BOX_EXTENTS),
     ),
     ParamSpec(
         "template_update.rate", 0.0,
