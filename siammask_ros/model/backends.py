@@ -135,6 +135,13 @@ class TorchBackend:
         batch = RefineInputs(*(torch.cat(parts) for parts in zip(*crops)))
         return torch.sigmoid(refine.fuse(batch)).float().cpu().numpy()
 
+    @torch.inference_mode()
+    def refine_at(self, output: SearchOutput, rows: Tensor, cols: Tensor) -> Tensor:
+        """(B, 127, 127) float32 mask probabilities on the device: row i of ``output`` refined
+        at (``rows[i]``, ``cols[i]``), index tensors on the device (``Refine.crop_at``)."""
+        refine: Refine = self.model.refine_head
+        return torch.sigmoid(refine.fuse(refine.crop_at(output.skips, output.mask_corr, rows, cols))).float()
+
     def warm_up(self, search_sizes: Sequence[int], batch: int = 1) -> None:
         """Run template, every search size and the refinement once (first-call costs:
         allocator, oneDNN/cuDNN kernel selection), so a node's first frame is not slow."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -155,6 +156,20 @@ def _padded_window(feature: Tensor, top: int, left: int, side: int, pad: int) ->
     return F.pad(inner, pads) if any(pads) else inner
 
 
+def _gathered_windows(feature: Tensor, tops: Tensor, lefts: Tensor, side: int) -> Tensor:
+    """(B, C, side, side): row b's window with corner (``tops[b]``, ``lefts[b]``), zero
+    where it leaves the map (values as ``_padded_window``'s)."""
+    height, width = feature.shape[-2:]
+    offsets = torch.arange(side, device=feature.device)
+    ys, xs = tops[:, None] + offsets, lefts[:, None] + offsets  # (B, side)
+    inside = ((ys >= 0) & (ys < height))[:, :, None] & ((xs >= 0) & (xs < width))[:, None, :]
+    batch = torch.arange(feature.shape[0], device=feature.device)[:, None, None]
+    # Index dims (B, side, side) come first, the sliced channel dim last.
+    values = feature[batch, :, ys.clamp(0, height - 1)[:, :, None], xs.clamp(0, width - 1)[:, None, :]]
+    windows = torch.where(inside[..., None], values, torch.zeros((), dtype=values.dtype, device=values.device))
+    return windows.permute(0, 3, 1, 2).contiguous()
+
+
 class Refine(nn.Module):
     """SiamMask "sharp" refinement: a 127x127 mask from one score-map position.
 
@@ -214,6 +229,18 @@ class Refine(nn.Module):
             crops.append(window)
         p3 = corr[:, :, row : row + 1, col : col + 1]
         return RefineInputs(crops[0], crops[1], crops[2], p3)
+
+    def crop_at(self, skips: Sequence[Tensor], corr: Tensor, rows: Tensor, cols: Tensor) -> RefineInputs:
+        """``crop`` for every row of a batch, row i at (``rows[i]``, ``cols[i]``): positions
+        as index tensors on the features' device, so they need not reach the host first.
+        The windows are gathered, with zeros outside the map, as ``crop`` pads them."""
+        batch = torch.arange(corr.shape[0], device=corr.device)
+        crops = [
+            _gathered_windows(feature, stride * rows - pad, stride * cols - pad, side)
+            for feature, (pad, stride, side) in zip(skips, self.windows)
+        ]
+        p3 = corr[batch, :, rows, cols][:, :, None, None]  # advanced indices first: (B, C)
+        return RefineInputs(crops[0], crops[1], crops[2], p3.contiguous())
 
     def fuse(self, inputs: RefineInputs) -> Tensor:
         """(B, 127, 127) mask logits from the cropped inputs."""

@@ -20,6 +20,7 @@ from siammask_ros.model.backends import Backend, as_backend
 from .box_orientation import canonical_box, continue_box
 from .config import TrackerConfig
 from .crops import CropSource, Patch, crops_on_device
+from .device_choice import DeviceGrid, TargetTerms, choose_on_device, pack_group, unpack_choice
 from .geometry import (
     apply_prediction,
     clip_state,
@@ -133,6 +134,7 @@ class _Stepper:
         self.crops_on_device = crops_on_device(crops, self.backend.name, self.device)
         self._config = config
         self._grids: dict[int, _Grid] = {}
+        self._device_grids: dict[int, DeviceGrid] = {}
 
     @property
     def config(self) -> TrackerConfig:
@@ -142,6 +144,7 @@ class _Stepper:
     def config(self, config: TrackerConfig) -> None:
         self._config = config
         self._grids.clear()  # anchors and window depend on the anchor settings
+        self._device_grids.clear()
 
     def start(self, image: np.ndarray, box_xywh: Sequence[float]) -> tuple[_Sequence, TrackResult]:
         """A new sequence on a BGR ``image`` with the target box ``(x, y, w, h)``."""
@@ -189,19 +192,23 @@ class _Stepper:
         """One ``backend.track`` for same-size crops; ``templates`` holds one row of template
         features per crop, in the same order."""
         output = self.backend.track(patches, templates)
+        score_size = self._checked_score_size(output, instance_size)
         cls, loc = _heads_on_host(output)
-        score_size = cls.shape[-1]
-        if score_size != self._config.score_size(instance_size):
-            raise RuntimeError(
-                f"the model returned a {score_size}x{score_size} score map for a {instance_size} crop; the "
-                f"tracker configuration expects {self._config.score_size(instance_size)} (exemplar/stride mismatch)"
-            )
         anchors = self.grid(score_size).anchors
         rows = [output] if len(patches) == 1 else [_batch_row(output, i) for i in range(len(patches))]
         return [
             _Search(row, foreground_scores(cls[i]), decode_boxes(loc[i].reshape(4, -1), anchors), score_size)
             for i, row in enumerate(rows)
         ]
+
+    def _checked_score_size(self, output: SearchOutput, instance_size: int) -> int:
+        score_size = int(output.cls.shape[-1])
+        if score_size != self._config.score_size(instance_size):
+            raise RuntimeError(
+                f"the model returned a {score_size}x{score_size} score map for a {instance_size} crop; the "
+                f"tracker configuration expects {self._config.score_size(instance_size)} (exemplar/stride mismatch)"
+            )
+        return score_size
 
     def choose(self, search: _Search, seq: _Sequence, plan: _Plan) -> _Choice:
         """Penalised, windowed argmax over the score map, and the step it proposes."""
@@ -300,7 +307,9 @@ class _Stepper:
         and template rows stacked, and one refinement for those of its targets that publish
         a mask. States move only after the network has run for every target, so an error
         there (out of device memory, say) leaves them all where they were. A target alone
-        in its group gets exactly what a batch of one gives.
+        in its group gets exactly what a batch of one gives. On the device path
+        (``crops_on_device``) every group's choices and masks stay on the device and come
+        back together, in one copy (``device_choice``).
         """
         source = self.crop_source(image)
         plans = [self.plan(seq, source) for seq in seqs]
@@ -308,10 +317,19 @@ class _Stepper:
         for k, plan in enumerate(plans):
             groups.setdefault(plan.instance, []).append(k)
         outcomes: list[tuple[_Choice, np.ndarray | None]] = [None] * len(seqs)  # type: ignore[list-item]
+        on_device: list[tuple[list[int], torch.Tensor]] = []
         for instance, members in groups.items():
-            group = self._search_group([seqs[k] for k in members], [plans[k] for k in members], instance)
-            for k, outcome in zip(members, group):
+            group_seqs, group_plans = [seqs[k] for k in members], [plans[k] for k in members]
+            if self.crops_on_device:
+                on_device.append((members, self._search_group_on_device(group_seqs, group_plans, instance)))
+                continue
+            for k, outcome in zip(members, self._search_group(group_seqs, group_plans, instance)):
                 outcomes[k] = outcome
+        if on_device:
+            packed = torch.cat([values for _, values in on_device]).cpu().numpy()  # the frame's one copy back
+            members = [k for group, _ in on_device for k in group]
+            for k, values in zip(members, packed):
+                outcomes[k] = self._outcome_from_device(values)
         results = [self.finish(seq, plan, *outcome) for seq, plan, outcome in zip(seqs, plans, outcomes)]
         for seq, result in zip(seqs, results):
             self.update_template(seq, source, result)
@@ -336,6 +354,34 @@ class _Stepper:
             for k, prob in zip(publishing, refined):
                 probs[k] = prob
         return list(zip(choices, probs))
+
+    def _search_group_on_device(self, seqs: Sequence[_Sequence], plans: Sequence[_Plan], instance: int) -> torch.Tensor:
+        """``_search_group`` without leaving the device: the network, the choice and the mask
+        refinement for targets sharing a search size, packed (``device_choice.pack_group``)."""
+        templates = seqs[0].template if len(seqs) == 1 else torch.cat([seq.template for seq in seqs])
+        output = self.backend.track([plan.patch for plan in plans], templates)
+        score_size = self._checked_score_size(output, instance)
+        terms = [
+            TargetTerms(plan.scale, seq.size[0] * plan.scale, seq.size[1] * plan.scale, plan.window_influence)
+            for seq, plan in zip(seqs, plans)
+        ]
+        choice = choose_on_device(output, self.device_grid(score_size), terms, self._config.penalty_k, self._config.lr)
+        return pack_group(choice, self.backend.refine_at(output, choice.rows, choice.cols))
+
+    def _outcome_from_device(self, values: np.ndarray) -> tuple[_Choice, np.ndarray | None]:
+        """One target's row of the packed buffer as ``_search_group`` returns it."""
+        best, row, col, confidence, lr, pred, prob = unpack_choice(values)
+        choice = _Choice(best, row, col, confidence, lr, pred)
+        return choice, prob if self.publishes(choice) else None
+
+    def device_grid(self, score_size: int) -> DeviceGrid:
+        """``grid`` on the network's device, for choices made there."""
+        grid = self._device_grids.get(score_size)
+        if grid is None:
+            host = self.grid(score_size)
+            grid = DeviceGrid(*(torch.from_numpy(table).to(self.device) for table in (host.anchors, host.window)))
+            self._device_grids[score_size] = grid
+        return grid
 
     def grid(self, score_size: int) -> _Grid:
         grid = self._grids.get(score_size)
@@ -419,10 +465,11 @@ class SiamMaskTracker(_SteppedTracker):
         region_limited_mask: warp only the frame rows the refined patch can reach and
             threshold only its footprint: bit-identical to thresholding the full-frame
             warp, cheaper on large frames (see ``geometry.mask_in_frame``).
-        crops: where template and search crops are cut, one of ``crops.CROP_PLACES``:
-            ``host`` (OpenCV, the reference's pixels), ``device`` (torch backend: the frame
-            is uploaded once and cropped on the network's device, within one grey level of
-            the host crops) or ``auto`` (device on a GPU, host on the CPU).
+        crops: where crops are cut, one of ``crops.CROP_PLACES``: ``host`` (OpenCV, the
+            reference's step), ``device`` (torch backend: the frame is uploaded once and
+            cropped on the network's device, with OpenCV's pixels; the choice and the mask
+            refinement run there too, and one copy per frame comes back, see
+            ``device_choice``) or ``auto`` (device on a GPU, host on the CPU).
 
     Raises:
         ValueError: unknown ``crops``, or ``device`` crops with a backend other than torch.
