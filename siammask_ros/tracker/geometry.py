@@ -366,9 +366,9 @@ def crop_patch(
     """The ``side`` x ``side`` crop around ``center``, resized to ``out_size`` (uint8).
 
     Pixels outside the frame take ``pad_color`` (uint8, the reference's truncated
-    channel average). Only the in-frame part of the window is copied into a patch
-    prefilled with the pad colour: the same pixels as padding the whole frame first, at
-    a cost of ``side**2`` whatever the frame size. The patch is resized with OpenCV's
+    channel average). Only the in-frame part of the window is bordered with the pad
+    colour: the same pixels as padding the whole frame first, at a cost of ``side**2``
+    whatever the frame size. The patch is resized with OpenCV's
     bilinear filter on uint8, and not at all when ``side == out_size``.
     """
     n = _as_side(side)
@@ -376,11 +376,17 @@ def crop_patch(
     part = window_in_frame(crop_window(center, n), frame_w, frame_h)
     if part.whole:
         patch = frame_bgr[part.frame_rows, part.frame_cols]  # a view, no copy
-    else:
+    elif part.empty:
         patch = np.empty((n, n, frame_bgr.shape[2]), dtype=np.uint8)
         patch[:] = np.asarray(pad_color, dtype=np.uint8)
-        if not part.empty:
-            patch[part.window_rows, part.window_cols] = frame_bgr[part.frame_rows, part.frame_cols]
+    else:
+        # OpenCV writes a constant border far faster than a numpy fill and copy (a 1500 px
+        # lost-mode window: 16 -> 3 ms); the pixels are the same.
+        top, left = part.window_rows.start, part.window_cols.start
+        bottom, right = n - part.window_rows.stop, n - part.window_cols.stop
+        colour = [int(v) for v in np.asarray(pad_color, dtype=np.uint8)]
+        inside = frame_bgr[part.frame_rows, part.frame_cols]
+        patch = cv2.copyMakeBorder(inside, top, bottom, left, right, cv2.BORDER_CONSTANT, value=colour)
     if n != out_size:
         return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(patch)
