@@ -38,7 +38,8 @@ def test_gpu_bench_script_writes_table_and_plot(tmp_path: Path) -> None:
     assert run.stdout.count("-> holds") == 6  # per arch: torch with host and device crops, onnxruntime
     checks = (tmp_path / "gpu_checks.md").read_text()
     assert "| FAIL |" not in checks and checks.count("| pass |") >= 15, checks
-    for part in ("TF32 off", "bit for bit", "mixed search sizes", "saved and resumed", "device crops"):
+    parts = ("TF32 off", "bit for bit", "mixed search sizes", "saved and resumed", "device crops", "copies back per frame")
+    for part in parts:
         assert part in checks
 
 

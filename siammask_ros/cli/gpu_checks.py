@@ -13,6 +13,7 @@ where the CUDA-only parts report "n/a"). Checks, each passed, failed or reported
 - two identical device runs, bit for bit;
 - several targets split across the normal and the lost-mode search in the same steps,
   against one tracker per target (accuracy guard);
+- device-to-host copies per step on the device path (one), from the torch profiler;
 - one training step under autocast, saved, resumed and continued.
 
 Writes ``gpu_checks.md`` into ``--output-dir``; exit status 1 when a check fails.
@@ -173,6 +174,41 @@ def check_mixed_search_sizes(model: SiamMask, device: torch.device, frames: int,
     return checks
 
 
+def check_copies_per_frame(model: SiamMask, device: torch.device, frames: int, lost_size: int) -> list[Check]:
+    """Device-to-host copies per step on CUDA (torch profiler), targets on the 255 and the
+    lost-mode search together: the device path must need one, whatever the groups; the
+    host path's count is reported next to it."""
+    if device.type != "cuda":
+        return [Check("copies back per frame", None, "a CPU step copies nothing back")]
+    from torch.profiler import ProfilerActivity, profile
+
+    clip = demo_clip(max_frames=frames)
+    config = TrackerConfig(long_term=LongTermConfig(enabled=True, search_size=lost_size))
+    x, y, w, h = clip.box
+    counts = {}
+    for crops in ("device", "host"):
+        multi = MultiTargetTracker(model, config, device=device, crops=crops)
+        for target_id, box in {"a": clip.box, "b": (x + 120, y + 20, w, h), "lost": clip.box}.items():
+            multi.add_target(clip.frames[0], box, target_id=target_id)
+        torch.cuda.synchronize(device)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as recorded:
+            for frame in clip.frames[1:]:
+                multi.mark_lost("lost")
+                multi.track(frame)
+            torch.cuda.synchronize(device)
+        counts[crops] = _device_to_host_copies(recorded.events()) / (len(clip.frames) - 1)
+    if counts["host"] == 0:
+        return [Check("copies back per frame", None, "the profiler recorded no device-to-host copies (CUPTI missing?)")]
+    detail = f"device path {counts['device']:g}, host path {counts['host']:g} (2 search sizes, 3 targets)"
+    return [Check("copies back per frame, device path", counts["device"] == 1, detail)]
+
+
+def _device_to_host_copies(events) -> int:  # noqa: ANN001 - the profiler's EventList
+    """Memcpy DtoH activities, listed as events of their own or under the op that issued them."""
+    own = sum("DtoH" in event.name for event in events)
+    return own or sum("DtoH" in kernel.name for event in events for kernel in getattr(event, "kernels", ()))
+
+
 def check_training_step(device: torch.device) -> list[Check]:
     """One training step under autocast (bf16, or fp16 with loss scaling, on CUDA), saved,
     resumed into a fresh trainer and continued next to the original."""
@@ -209,6 +245,7 @@ def run_checks(device: torch.device, frames: int, sizes: list[int], weights: Pat
     model = build_siammask(weights=weights, device=device)
     checks += check_tracking(model, device, frames)
     checks += check_mixed_search_sizes(model, device, min(frames, 8), max(sizes))
+    checks += check_copies_per_frame(model, device, min(frames, 6), max(sizes))
     checks += check_training_step(device)
     return checks
 

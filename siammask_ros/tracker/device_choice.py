@@ -33,7 +33,15 @@ from torch import Tensor
 
 from siammask_ros.model import SearchOutput
 
-__all__ = ["CHOICE_FIELDS", "DeviceChoice", "DeviceGrid", "TargetTerms", "choose_on_device", "pack_group", "unpack_choice"]
+__all__ = [
+    "CHOICE_FIELDS",
+    "DeviceChoice",
+    "DeviceGrid",
+    "TargetTerms",
+    "choose_on_device",
+    "pack_group",
+    "unpack_choice",
+]
 
 #: Per target, before its 127x127 mask probabilities: best, row, col, confidence, lr,
 #: pred dx, dy, w, h (frame pixels), and 1.0 where the choice is finite, else 0.0.
