@@ -20,7 +20,7 @@ from siammask_ros.eval.guard import (  # noqa: E402
     run_clip,
     synthetic_clips,
 )
-from siammask_ros.model import build_siammask, default_weights_path  # noqa: E402
+from siammask_ros.model import SearchOutput, build_siammask, default_weights_path  # noqa: E402
 from siammask_ros.model.backends import (  # noqa: E402
     OnnxRuntimeBackend,
     TorchBackend,
@@ -100,6 +100,26 @@ def test_multi_target_onnx_matches_torch(reference: torch.nn.Module, onnx_backen
         assert result.holds, result
 
 
+def test_batches_larger_than_a_call_are_split_into_calls(onnx_backend: OnnxRuntimeBackend) -> None:
+    """Template, search and refine take at most ``chunk`` rows per call (the TensorRT
+    profile's largest batch); more rows give what one call per row gives."""
+    rng = np.random.default_rng(2)
+    exemplars = [rng.integers(0, 256, (127, 127, 3), dtype=np.uint8) for _ in range(5)]
+    crops = [rng.integers(0, 256, (255, 255, 3), dtype=np.uint8) for _ in range(5)]
+    positions = [(k, 24 - 3 * k) for k in range(5)]
+    templates = onnx_backend.template(exemplars)
+    output = onnx_backend.track(crops, templates)
+    rows = [SearchOutput(output.cls[k : k + 1], output.loc[k : k + 1], output.mask_corr[k : k + 1],
+                         tuple(s[k : k + 1] for s in output.skips)) for k in range(5)]  # fmt: skip
+    probs = onnx_backend.refine(rows, positions)
+    assert templates.shape[0] == output.cls.shape[0] == probs.shape[0] == 5 > onnx_backend.chunk
+    for k in range(5):
+        alone = onnx_backend.track([crops[k]], onnx_backend.template([exemplars[k]]))
+        np.testing.assert_allclose(output.cls[k : k + 1].numpy(), alone.cls.numpy(), rtol=1e-4, atol=1e-5)
+        prob = onnx_backend.refine([alone], [positions[k]])
+        np.testing.assert_allclose(probs[k : k + 1], prob, rtol=1e-4, atol=1e-5)
+
+
 def test_host_windows_match_the_torch_refine_crop(reference: torch.nn.Module) -> None:
     rng = np.random.default_rng(1)
     skips = [rng.standard_normal((2, c, s, s)).astype(np.float32) for c, s in ((4, 125), (5, 63), (6, 31))]
@@ -140,18 +160,27 @@ def test_siammask_track_runs_on_onnxruntime(tmp_path) -> None:  # noqa: ANN001
     assert len(records.read_text().splitlines()) == 4
 
 
-def test_gpu_providers_get_the_cuda_index_and_tensorrt_a_cache_per_graph_content(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_gpu_providers_get_the_cuda_index_and_tensorrt_a_cache_per_graph_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_backend: OnnxRuntimeBackend
+) -> None:
     monkeypatch.setenv("SIAMMASK_TENSORRT_CACHE", str(tmp_path / "cache"))
     graph = tmp_path / "search_255.onnx"
-    graph.write_bytes(b"weights A")
+    graph.write_bytes((onnx_backend.directory / "search_255.onnx").read_bytes())
     names = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     (trt, trt_options), (cuda, cuda_options), (cpu, cpu_options) = provider_options(names, "cuda:1", graph)
     assert (trt, cuda, cpu) == tuple(names)
     assert trt_options["device_id"] == cuda_options["device_id"] == "1" and cpu_options == {}
     assert trt_options["trt_engine_cache_enable"] == "True"
+    # A profile over batches 1..4 for both inputs: no engine rebuild when targets are added.
+    kernels = "x".join(str(v) for v in onnx_backend.template([np.zeros((127, 127, 3), np.uint8)]).shape[1:])
+    assert trt_options["trt_profile_min_shapes"] == f"patches:1x255x255x3,kernels:1x{kernels}"
+    assert trt_options["trt_profile_opt_shapes"] == trt_options["trt_profile_min_shapes"]
+    assert trt_options["trt_profile_max_shapes"] == f"patches:4x255x255x3,kernels:4x{kernels}"
     first_cache = Path(trt_options["trt_engine_cache_path"])
     assert first_cache.is_dir() and first_cache.parent == tmp_path / "cache"
-    graph.write_bytes(b"weights B")  # new weights, same file name: never the old engines
-    (_, retrained), *_ = provider_options(names, "cuda", graph)
+    # New weights, same file name: never the old engines.
+    graph.write_bytes((onnx_backend.directory / "template.onnx").read_bytes())
+    (_, retrained), *_ = provider_options(names, "cuda", graph, max_batch=2)
     assert Path(retrained["trt_engine_cache_path"]) != first_cache and retrained["device_id"] == "0"
+    assert retrained["trt_profile_max_shapes"] == "patches:2x127x127x3"
     assert provider_options(["CPUExecutionProvider"], "cpu", graph) == [("CPUExecutionProvider", {})]

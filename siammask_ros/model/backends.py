@@ -47,6 +47,7 @@ __all__ = [
     "provider_options",
     "precision_dtype",
     "tensorrt_cache_dir",
+    "tensorrt_profile",
 ]
 
 BACKENDS = ("torch", "onnxruntime")
@@ -193,9 +194,12 @@ def onnxruntime_providers(device: str = "auto") -> list[str]:
     return [*gpu, "CPUExecutionProvider"]
 
 
-def provider_options(providers: Sequence[str], device: str, graph: Path) -> list[tuple[str, dict[str, str]]]:
+def provider_options(
+    providers: Sequence[str], device: str, graph: Path, max_batch: int = 4
+) -> list[tuple[str, dict[str, str]]]:
     """``providers`` with their options for the session on ``graph``: the GPU providers on
-    the CUDA index of ``device``; TensorRT with its engine and timing caches on disk.
+    the CUDA index of ``device``; TensorRT with its engine and timing caches on disk and
+    an explicit shape profile (``tensorrt_profile``) for batches of 1 to ``max_batch``.
 
     TensorRT builds an engine per graph and input shape on first use (seconds to minutes
     on a Jetson); the cache makes that a one-time cost per machine. ONNX Runtime does not
@@ -215,8 +219,38 @@ def provider_options(providers: Sequence[str], device: str, graph: Path) -> list
             cache = str(tensorrt_cache_dir(graph))
             entry.update(trt_engine_cache_enable="True", trt_engine_cache_path=cache,
                          trt_timing_cache_enable="True", trt_timing_cache_path=cache)  # fmt: skip
+            entry.update(tensorrt_profile(graph, max_batch))
         options.append((name, entry))
     return options
+
+
+def tensorrt_profile(graph: Path, max_batch: int) -> dict[str, str]:
+    """TensorRT's shape profile for every input of ``graph``: batch 1 (optimum and least)
+    to ``max_batch``, the other axes as exported.
+
+    Without one, TensorRT builds its engine for the first batch it sees and builds it
+    again whenever a larger one comes: a second target selected on a Jetson would stall
+    the node for the length of an engine build. ONNX Runtime takes the profile as
+    ``name:1x255x255x3,...`` strings.
+    """
+    import onnx
+
+    model = onnx.load(str(graph), load_external_data=False)
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    shapes = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if any(not d.dim_value for d in dims[1:]):
+            raise ValueError(f"{graph.name}: input {value.name!r} has a dynamic axis besides the batch")
+        shapes[value.name] = [d.dim_value for d in dims[1:]]
+
+    def profile(batch: int) -> str:
+        return ",".join(f"{name}:{'x'.join(str(v) for v in [batch, *rest])}" for name, rest in shapes.items())
+
+    return {"trt_profile_min_shapes": profile(1), "trt_profile_opt_shapes": profile(1),
+            "trt_profile_max_shapes": profile(max_batch)}  # fmt: skip
 
 
 def tensorrt_cache_dir(graph: Path) -> Path:
@@ -262,7 +296,7 @@ class OnnxRuntimeBackend:
         self._arch = ""
         self._sessions: dict[str, object] = {}
         self._windows = Refine.windows
-        self.chunk = 4  # most rows per search call
+        self.chunk = 4  # most rows per search or refine call (and the TensorRT profile's largest batch)
 
     @classmethod
     def from_model(
@@ -297,8 +331,10 @@ class OnnxRuntimeBackend:
             self.refine([_row(out, i) for i in range(batch)], [(0, 0)] * batch)
 
     def template(self, patches: Sequence[np.ndarray]) -> Tensor:
-        (features,) = self._session("template").run(None, {"patches": np.stack(patches)})
-        return torch.from_numpy(features)
+        session = self._session("template")
+        parts = [session.run(None, {"patches": np.stack(patches[i : i + self.chunk])})[0]
+                 for i in range(0, len(patches), self.chunk)]  # fmt: skip
+        return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))
 
     def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
         """Box branches for every row; the mask branch is left at the neck's search feature
@@ -321,9 +357,11 @@ class OnnxRuntimeBackend:
         _check_rows(rows, positions)
         crops = [self._refine_inputs(out, row, col) for out, (row, col) in zip(rows, positions)]
         names = ("p0", "p1", "p2", "search_window", "mask_kernel")
-        feed = {name: np.concatenate(parts) for name, parts in zip(names, zip(*crops))}
-        (prob,) = self._session("refine").run(None, feed)
-        return prob
+        probs = []
+        for i in range(0, len(crops), self.chunk):  # batches within the TensorRT profile
+            feed = {name: np.concatenate(parts) for name, parts in zip(names, zip(*crops[i : i + self.chunk]))}
+            probs += self._session("refine").run(None, feed)
+        return probs[0] if len(probs) == 1 else np.concatenate(probs)
 
     def _refine_inputs(self, out: SearchOutput, row: int, col: int) -> tuple[np.ndarray, ...]:
         score_size = int(out.cls.shape[-1])
@@ -356,7 +394,7 @@ class OnnxRuntimeBackend:
             if self._threads is not None:
                 options.intra_op_num_threads = self._threads
             path = self.directory / f"{name}.onnx"
-            providers = provider_options(self.providers, self._device_name, path)
+            providers = provider_options(self.providers, self._device_name, path, max_batch=self.chunk)
             session = self._ort.InferenceSession(str(path), options, providers=providers)
             self._sessions[name] = session
         return session
