@@ -16,9 +16,10 @@ rounding of each other may fall the other way.
 A target whose choice does not publish a mask (below ``confidence_low``, or not finite)
 is refined too, because deciding that needs the host; its probabilities are dropped.
 
-Per-target scalars enter as device tensors of the dtype numpy computes them in (NEP 50:
-a python float takes the array's dtype, a numpy float64 promotes it): a GPU divides by a
-host scalar as a multiplication by its reciprocal, which rounds differently. The buffer
+Per-target scalars enter as device tensors (one upload per group, from pinned memory),
+cast to the dtype numpy computes them in (NEP 50: a python float takes the array's
+dtype, a numpy float64 promotes it): a GPU divides by a host scalar as a multiplication
+by its reciprocal, which rounds differently. The buffer
 is float64, so the float64 step size and the float32 values come back exactly.
 """
 
@@ -76,7 +77,7 @@ def choose_on_device(
     output: SearchOutput, grid: DeviceGrid, terms: Sequence[TargetTerms], penalty_k: float, lr: float
 ) -> DeviceChoice:
     """The penalised, windowed argmax of every row of ``output``, as ``_Stepper.choose``."""
-    device = output.cls.device
+    target_padded, target_ratio, scale, keep, influence = _upload_terms(terms, output.cls.device)
     batch, score_size = output.cls.shape[0], output.cls.shape[-1]
     logits = output.cls.float().reshape(batch, 2, -1)
     shifted = logits - logits.max(dim=1, keepdim=True).values
@@ -90,32 +91,39 @@ def choose_on_device(
         torch.exp(loc[:, 2]) * anchors[:, 2],
         torch.exp(loc[:, 3]) * anchors[:, 3],
     ], dim=1)  # fmt: skip
-
-    def column(values: list[float], dtype: torch.dtype = torch.float32) -> Tensor:
-        return torch.tensor(values, dtype=dtype, device=device).reshape(-1, 1)
-
     # As geometry.scale_ratio_penalty: the target's padded size is a numpy float64, which
     # makes the size change and the penalty float64; the aspect ratio stays float32.
-    target_padded = column([float(np.sqrt(_padded_area(t.width, t.height))) for t in terms], torch.float64)
-    target_ratio = column([t.width / t.height for t in terms])
     s_c = _change(torch.sqrt(_padded_area(boxes[:, 2], boxes[:, 3])) / target_padded)
-    r_c = _change(target_ratio / (boxes[:, 2] / boxes[:, 3]))
+    r_c = _change(target_ratio.float() / (boxes[:, 2] / boxes[:, 3]))
     penalty = torch.exp(-(r_c * s_c - 1) * penalty_k)
-    f64 = torch.float64
-    influence = column([1 - t.window_influence for t in terms], f64), column([t.window_influence for t in terms], f64)
-    pscore = penalty * scores * influence[0] + grid.window * influence[1]
+    pscore = penalty * scores * keep + grid.window * influence
     pscore = torch.where(torch.isfinite(pscore), pscore, torch.full_like(pscore, -torch.inf))
     best = pscore.argmax(dim=1)  # the first maximum, as numpy's
     pick = best[:, None]
     confidence = scores.gather(1, pick)
     step_lr = penalty.gather(1, pick) * confidence * lr
-    pred = boxes.gather(2, pick[:, None].expand(-1, 4, 1))[:, :, 0] / column([t.scale for t in terms])
+    pred = boxes.gather(2, pick[:, None].expand(-1, 4, 1))[:, :, 0] / scale.float()
     finite = torch.isfinite(pscore.gather(1, pick)) & torch.isfinite(step_lr)
     finite &= torch.isfinite(pred).all(1, keepdim=True)
     cells = score_size * score_size
     rows, cols = (best % cells) // score_size, best % score_size
     fields = [best[:, None], rows[:, None], cols[:, None], confidence, step_lr, pred, finite]
     return DeviceChoice(torch.cat([f.to(torch.float64) for f in fields], dim=1), rows, cols)
+
+
+def _upload_terms(terms: Sequence[TargetTerms], device: torch.device) -> list[Tensor]:
+    """(B, 1) float64 columns on ``device``: the target's padded size, its aspect ratio, the
+    scale, 1 - window influence and the window influence. One copy from pinned memory that
+    does not wait for the GPU (``torch.tensor(..., device="cuda")`` would)."""
+    rows = [
+        [float(np.sqrt(_padded_area(t.width, t.height))), t.width / t.height, t.scale,
+         1 - t.window_influence, t.window_influence]
+        for t in terms
+    ]  # fmt: skip
+    table = torch.tensor(rows, dtype=torch.float64)
+    if device.type == "cuda":
+        table = table.pin_memory().to(device, non_blocking=True)
+    return list(table.split(1, dim=1))
 
 
 def pack_group(choice: DeviceChoice, probs: Tensor) -> Tensor:
