@@ -14,3 +14,6 @@ os.environ["ROS_LOCALHOST_ONLY"] = "1"
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").lstrip("gw") or "0"
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + (os.getpid() + int(_worker)) % 100))
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="siammask_ros_log_"))
+# The onnxruntime backend's export cache (model.export.cached_export): one per test run,
+# never the user's ~/.cache.
+os.environ["SIAMMASK_ONNX_CACHE"] = tempfile.mkdtemp(prefix="siammask_onnx_cache_")

@@ -14,7 +14,14 @@ import onnxruntime as ort  # noqa: E402
 
 from siammask_ros.cli.export import main as export_main  # noqa: E402
 from siammask_ros.model import build_siammask, default_weights_path  # noqa: E402
-from siammask_ros.model.export import check_export, export_onnx, graph_file, read_metadata  # noqa: E402
+from siammask_ros.model.export import (  # noqa: E402
+    cached_export,
+    check_export,
+    export_cache_dir,
+    export_onnx,
+    graph_file,
+    read_metadata,
+)
 
 LOST_SIZE = 383  # a small lost-mode size keeps the test quick; 831 is the default
 
@@ -79,3 +86,29 @@ def test_cli_exports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_cli_rejects_a_too_small_search_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert export_main(["--output-dir", str(tmp_path), "--search-sizes", "100"]) == 2
     assert "search sizes must be >= 127" in capsys.readouterr().err
+
+
+def test_the_export_cache_exports_once_and_what_is_missing(
+    bundled: torch.nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIAMMASK_ONNX_CACHE", str(tmp_path / "cache"))
+    first = cached_export(bundled, "siammask_mnv2", [255])
+    assert first.parent == tmp_path / "cache" and graph_file(first, "search", 255).is_file()
+    stamps = {p.name: p.stat().st_mtime_ns for p in first.glob("*.onnx")}
+    assert cached_export(bundled, "siammask_mnv2", [255]) == first  # a second start: nothing written
+    assert {p.name: p.stat().st_mtime_ns for p in first.glob("*.onnx")} == stamps
+    cached_export(bundled, "siammask_mnv2", [255, LOST_SIZE])  # one more size, the rest kept
+    assert graph_file(first, "search", 255).stat().st_mtime_ns == stamps["search_255.onnx"]
+    assert json.loads((first / "export.json").read_text())["search_sizes"] == [255, LOST_SIZE]
+    assert not list((tmp_path / "cache").glob(".export-*"))  # the scratch folders are gone
+    # Other weights never meet these graphs.
+    other = build_siammask(weights=default_weights_path(), optimize=True)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    assert export_cache_dir(other, "siammask_mnv2") != first
+
+
+def test_exporting_one_more_size_keeps_the_manifest_whole(bundled: torch.nn.Module, tmp_path: Path) -> None:
+    export_onnx(bundled, tmp_path, "siammask_mnv2", [255])
+    export_onnx(bundled, tmp_path, "siammask_mnv2", [LOST_SIZE])
+    assert json.loads((tmp_path / "export.json").read_text())["search_sizes"] == [255, LOST_SIZE]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -294,6 +293,7 @@ class OnnxRuntimeBackend:
         self._threads = threads
         self._source: SiamMask | None = None
         self._arch = ""
+        self._cached = False  # the directory is the shared export cache
         self._sessions: dict[str, object] = {}
         self._windows = Refine.windows
         self.chunk = 4  # most rows per search or refine call (and the TensorRT profile's largest batch)
@@ -308,13 +308,17 @@ class OnnxRuntimeBackend:
         threads: int | None = None,
         directory: str | os.PathLike[str] | None = None,
     ) -> OnnxRuntimeBackend:
-        """Export ``model`` (into ``directory``, or a temporary one) and load the graphs."""
-        from .export import export_onnx
+        """Export ``model`` into ``directory`` and load the graphs; without a directory, load
+        them from the export cache (``export.cached_export``), exporting what is missing."""
+        from .export import cached_export, export_onnx
 
-        target = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="siammask_onnx_"))
-        export_onnx(model, target, arch, search_sizes)
+        if directory is None:
+            target = cached_export(model, arch, search_sizes)
+        else:
+            target = Path(directory)
+            export_onnx(model, target, arch, search_sizes)
         backend = cls(target, device=device, threads=threads)
-        backend._source, backend._arch = model, arch
+        backend._source, backend._arch, backend._cached = model, arch, directory is None
         return backend
 
     @property
@@ -372,14 +376,17 @@ class OnnxRuntimeBackend:
         return (*windows, window, np.ascontiguousarray(out.skips[3].numpy()))
 
     def _search_session(self, size: int) -> object:
-        from .export import export_onnx, graph_file
+        from .export import cached_export, export_onnx, graph_file
 
         name = f"search_{size}"
         if name not in self._sessions and not graph_file(self.directory, "search", size).is_file():
             if self._source is None:
                 raise ValueError(f"no search graph for a {size} crop in {self.directory}: export it with "
                                  f"siammask-export --search-sizes ... {size}")  # fmt: skip
-            export_onnx(self._source, self.directory, self._arch, [size])
+            if self._cached:
+                cached_export(self._source, self._arch, [size])
+            else:
+                export_onnx(self._source, self.directory, self._arch, [size])
         return self._session(name)
 
     def _session(self, name: str) -> object:
@@ -464,7 +471,8 @@ def make_backend(
     precision: str = "fp32",
 ) -> Backend:
     """The backend called ``name`` (``BACKENDS``) around ``model``, warmed up at every
-    search size; onnxruntime exports the network to a temporary directory first.
+    search size; onnxruntime loads the network's graphs from the export cache, exporting
+    them first where they are missing (``export.cached_export``).
     ``precision`` (``PRECISIONS``) converts a torch network in place.
 
     Raises:

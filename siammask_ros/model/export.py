@@ -28,8 +28,10 @@ format, architecture, graph kind, exemplar and search size, preset, opset, expor
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +49,9 @@ __all__ = [
     "EXPORT_FORMAT",
     "ExportCheck",
     "ExportError",
+    "cached_export",
     "check_export",
+    "export_cache_dir",
     "export_onnx",
     "graph_file",
     "read_metadata",
@@ -296,10 +300,77 @@ def export_onnx(
         _write(_SearchGraph(net), examples["search"], path, SEARCH_INPUTS, SEARCH_OUTPUTS,
                _metadata(arch, "search", size, preset, opset), opset)  # fmt: skip
         paths.append(path)
-    manifest = {"format": EXPORT_FORMAT, "arch": arch, "preset": preset, "search_sizes": sizes,
-                "graphs": [p.name for p in paths]}  # fmt: skip
-    (out_dir / "export.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_manifest(out_dir, arch, preset, sorted(set(sizes) | _listed_sizes(out_dir, arch, preset)))
     return paths
+
+
+def _listed_sizes(out_dir: Path, arch: str, preset: str) -> set[int]:
+    """Search sizes an earlier export of the same network left in ``out_dir`` (their graphs
+    still there), so that exporting one more size keeps them in the manifest."""
+    try:
+        manifest = json.loads((out_dir / "export.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    if (manifest.get("format"), manifest.get("arch"), manifest.get("preset")) != (EXPORT_FORMAT, arch, preset):
+        return set()
+    return {int(s) for s in manifest.get("search_sizes", []) if graph_file(out_dir, "search", s).is_file()}
+
+
+def _write_manifest(out_dir: Path, arch: str, preset: str, sizes: Sequence[int]) -> None:
+    names = [graph_file(out_dir, "template").name, graph_file(out_dir, "refine").name]
+    names += [graph_file(out_dir, "search", size).name for size in sizes]
+    manifest = {"format": EXPORT_FORMAT, "arch": arch, "preset": preset, "search_sizes": sorted(sizes),
+                "graphs": names}  # fmt: skip
+    scratch = out_dir / f".export.json.{os.getpid()}"
+    scratch.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(scratch, out_dir / "export.json")  # readers never see half a manifest
+
+
+def export_cache_dir(model: SiamMask, arch: str, preset: str = "vot") -> Path:
+    """Where ``cached_export`` keeps the graphs of ``model``: a folder named by a digest of
+    its weights, the model and export code and the torch version, under
+    ``$SIAMMASK_ONNX_CACHE``, else ``$XDG_CACHE_HOME/siammask_ros/onnx``, else
+    ``~/.cache/siammask_ros/onnx``. Export is deterministic, so equal inputs give equal
+    graphs (and TensorRT's engine cache, keyed by graph content, stays valid)."""
+    digest = hashlib.sha256(f"{EXPORT_FORMAT}|{torch.__version__}|{arch}|{preset}".encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):  # the network's code and this exporter
+        digest.update(source.read_bytes())
+    for name, tensor in model.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    root = os.environ.get("SIAMMASK_ONNX_CACHE")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(base) / "siammask_ros" / "onnx")
+    return Path(root) / f"{arch or 'model'}-{digest.hexdigest()[:16]}"
+
+
+def cached_export(model: SiamMask, arch: str, search_sizes: Sequence[int], preset: str = "vot") -> Path:
+    """The ``export_cache_dir`` of ``model`` holding template, refine and a search graph
+    for every size in ``search_sizes``; only what is missing is exported (a node's first
+    start pays the export, about 5 s for the bundled model on a 2-core CPU; later starts
+    load the files).
+
+    Graphs are written to a temporary folder beside the cache and moved in file by file,
+    so a process starting at the same time never reads half a file.
+
+    Raises:
+        ValueError, ExportError: as ``export_onnx``.
+    """
+    target = export_cache_dir(model, arch, preset)
+    sizes = sorted({int(s) for s in search_sizes})
+    present = {int(p.stem.split("_")[1]) for p in target.glob("search_*.onnx")}
+    fixed = all(graph_file(target, kind).is_file() for kind in ("template", "refine"))
+    missing = [size for size in sizes if size not in present]
+    if missing or not fixed:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as scratch:
+            for path in export_onnx(model, scratch, arch, missing or sizes, preset):
+                os.replace(path, target / path.name)
+        present |= set(missing or sizes)
+        _write_manifest(target, arch, preset, sorted(present))
+    return target
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
