@@ -184,3 +184,16 @@ def test_gpu_providers_get_the_cuda_index_and_tensorrt_a_cache_per_graph_content
     assert Path(retrained["trt_engine_cache_path"]) != first_cache and retrained["device_id"] == "0"
     assert retrained["trt_profile_max_shapes"] == "patches:2x127x127x3"
     assert provider_options(["CPUExecutionProvider"], "cpu", graph) == [("CPUExecutionProvider", {})]
+
+
+def test_an_unwritable_export_cache_falls_back_to_a_private_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("SIAMMASK_ONNX_CACHE", str(blocker))
+    model = build_siammask(weights=default_weights_path(), optimize=True)
+    with pytest.warns(UserWarning, match="cannot use the ONNX export cache"):
+        backend = OnnxRuntimeBackend.from_model(model, "siammask_mnv2", (255,), device="cpu")
+    assert not backend.directory.is_relative_to(blocker)
+    assert backend.template([np.zeros((127, 127, 3), np.uint8)]).shape[0] == 1

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -313,7 +315,13 @@ class OnnxRuntimeBackend:
         from .export import cached_export, export_onnx
 
         if directory is None:
-            target = cached_export(model, arch, search_sizes)
+            try:
+                target = cached_export(model, arch, search_sizes)
+            except OSError as exc:  # a read-only or full cache location: export for this process only
+                target = Path(tempfile.mkdtemp(prefix="siammask_onnx_"))
+                warnings.warn(f"cannot use the ONNX export cache ({exc}); exporting into {target} instead "
+                              f"(set SIAMMASK_ONNX_CACHE to a writable folder)", stacklevel=2)  # fmt: skip
+                return cls.from_model(model, arch, search_sizes, device, threads, target)
         else:
             target = Path(directory)
             export_onnx(model, target, arch, search_sizes)
