@@ -256,12 +256,10 @@ def tensorrt_profile(graph: Path, max_batch: int) -> dict[str, str]:
 
 def tensorrt_cache_dir(graph: Path) -> Path:
     """The TensorRT cache folder of one graph file (see ``provider_options``); created."""
-    root = os.environ.get("SIAMMASK_TENSORRT_CACHE")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(base) / "siammask_ros" / "tensorrt")
+    from .export import cache_root
+
     digest = hashlib.sha256(Path(graph).read_bytes()).hexdigest()[:16]
-    folder = Path(root) / f"{Path(graph).stem}-{digest}"
+    folder = cache_root("SIAMMASK_TENSORRT_CACHE", "tensorrt") / f"{Path(graph).stem}-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -343,25 +341,17 @@ class OnnxRuntimeBackend:
             self.refine([_row(out, i) for i in range(batch)], [(0, 0)] * batch)
 
     def template(self, patches: Sequence[np.ndarray]) -> Tensor:
-        session = self._session("template")
-        parts = [session.run(None, {"patches": np.stack(patches[i : i + self.chunk])})[0]
-                 for i in range(0, len(patches), self.chunk)]  # fmt: skip
-        return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        (features,) = self._run_in_chunks(self._session("template"), {"patches": np.stack(patches)})
+        return torch.from_numpy(features)
 
     def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
         """Box branches for every row; the mask branch is left at the neck's search feature
         (in ``mask_corr``) and the row's mask kernel (appended to ``skips``): ``refine``
         correlates them at the chosen position only."""
-        batch, rows = np.stack(patches), templates.numpy()
+        batch = np.stack(patches)
         session = self._search_session(batch.shape[1])
-        # The graph's correlation costs rows^2 (see export); chunks keep it linear.
-        parts = [
-            session.run(None, {"patches": batch[i : i + self.chunk], "kernels": rows[i : i + self.chunk]})
-            for i in range(0, len(batch), self.chunk)
-        ]
-        cls, loc, search, p0, p1, p2 = (
-            torch.from_numpy(arrays[0] if len(arrays) == 1 else np.concatenate(arrays)) for arrays in zip(*parts)
-        )
+        outputs = self._run_in_chunks(session, {"patches": batch, "kernels": templates.numpy()})
+        cls, loc, search, p0, p1, p2 = (torch.from_numpy(array) for array in outputs)
         mask_kernel = templates[:, 2 * templates.shape[1] // 3 :]  # kernels are [cls, loc, mask]
         return SearchOutput(cls, loc, search, (p0, p1, p2, mask_kernel))
 
@@ -369,11 +359,20 @@ class OnnxRuntimeBackend:
         _check_rows(rows, positions)
         crops = [self._refine_inputs(out, row, col) for out, (row, col) in zip(rows, positions)]
         names = ("p0", "p1", "p2", "search_window", "mask_kernel")
-        probs = []
-        for i in range(0, len(crops), self.chunk):  # batches within the TensorRT profile
-            feed = {name: np.concatenate(parts) for name, parts in zip(names, zip(*crops[i : i + self.chunk]))}
-            probs += self._session("refine").run(None, feed)
-        return probs[0] if len(probs) == 1 else np.concatenate(probs)
+        feed = {name: np.concatenate(parts) for name, parts in zip(names, zip(*crops))}
+        (prob,) = self._run_in_chunks(self._session("refine"), feed)
+        return prob
+
+    def _run_in_chunks(self, session: object, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """``session.run`` on at most ``chunk`` rows at a time, each output concatenated over
+        the calls: the search graph's correlation costs rows^2 (see export), and TensorRT's
+        shape profile ends at ``chunk`` rows (``tensorrt_profile``)."""
+        rows = len(next(iter(feed.values())))
+        parts = [
+            session.run(None, {name: value[i : i + self.chunk] for name, value in feed.items()})
+            for i in range(0, rows, self.chunk)
+        ]
+        return [arrays[0] if len(arrays) == 1 else np.concatenate(arrays) for arrays in zip(*parts)]
 
     def _refine_inputs(self, out: SearchOutput, row: int, col: int) -> tuple[np.ndarray, ...]:
         score_size = int(out.cls.shape[-1])

@@ -49,6 +49,7 @@ __all__ = [
     "EXPORT_FORMAT",
     "ExportCheck",
     "ExportError",
+    "cache_root",
     "cached_export",
     "check_export",
     "export_cache_dir",
@@ -339,11 +340,16 @@ def export_cache_dir(model: SiamMask, arch: str, preset: str = "vot") -> Path:
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}".encode())
         digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    root = os.environ.get("SIAMMASK_ONNX_CACHE")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(base) / "siammask_ros" / "onnx")
-    return Path(root) / f"{arch or 'model'}-{digest.hexdigest()[:16]}"
+    return cache_root("SIAMMASK_ONNX_CACHE", "onnx") / f"{arch or 'model'}-{digest.hexdigest()[:16]}"
+
+
+def cache_root(variable: str, name: str) -> Path:
+    """A cache folder of this package: ``$variable``, else ``$XDG_CACHE_HOME/siammask_ros/name``,
+    else ``~/.cache/siammask_ros/name``."""
+    root = os.environ.get(variable)
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "siammask_ros" / name
 
 
 def cached_export(model: SiamMask, arch: str, search_sizes: Sequence[int], preset: str = "vot") -> Path:
