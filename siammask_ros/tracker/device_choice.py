@@ -19,8 +19,8 @@ is refined too, because deciding that needs the host; its probabilities are drop
 Per-target scalars enter as device tensors (one upload per group, from pinned memory),
 cast to the dtype numpy computes them in (NEP 50: a python float takes the array's
 dtype, a numpy float64 promotes it): a GPU divides by a host scalar as a multiplication
-by its reciprocal, which rounds differently. The buffer
-is float64, so the float64 step size and the float32 values come back exactly.
+by its reciprocal, which rounds differently. The buffer is float64, so the float64 step
+size and the float32 values come back exactly.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 
 from siammask_ros.model import SearchOutput
+
+from .geometry import _padded_size
 
 __all__ = [
     "CHOICE_FIELDS",
@@ -93,7 +95,7 @@ def choose_on_device(
     ], dim=1)  # fmt: skip
     # As geometry.scale_ratio_penalty: the target's padded size is a numpy float64, which
     # makes the size change and the penalty float64; the aspect ratio stays float32.
-    s_c = _change(torch.sqrt(_padded_area(boxes[:, 2], boxes[:, 3])) / target_padded)
+    s_c = _change(_padded_size_on_device(boxes[:, 2], boxes[:, 3]) / target_padded)
     r_c = _change(target_ratio.float() / (boxes[:, 2] / boxes[:, 3]))
     penalty = torch.exp(-(r_c * s_c - 1) * penalty_k)
     pscore = penalty * scores * keep + grid.window * influence
@@ -116,8 +118,8 @@ def _upload_terms(terms: Sequence[TargetTerms], device: torch.device) -> list[Te
     scale, 1 - window influence and the window influence. One copy from pinned memory that
     does not wait for the GPU (``torch.tensor(..., device="cuda")`` would)."""
     rows = [
-        [float(np.sqrt(_padded_area(t.width, t.height))), t.width / t.height, t.scale,
-         1 - t.window_influence, t.window_influence]
+        [float(_padded_size(t.width, t.height)), t.width / t.height, t.scale, 1 - t.window_influence,
+         t.window_influence]
         for t in terms
     ]  # fmt: skip
     table = torch.tensor(rows, dtype=torch.float64)
@@ -145,7 +147,7 @@ def _change(ratio: Tensor) -> Tensor:
     return torch.maximum(ratio, torch.reciprocal(ratio))
 
 
-def _padded_area(w, h):  # noqa: ANN001, ANN202 (tensors or python floats)
-    """The square of ``geometry._padded_size``, whose root each caller takes in its dtype."""
+def _padded_size_on_device(w: Tensor, h: Tensor) -> Tensor:
+    """``geometry._padded_size`` in torch (numpy's ``sqrt`` cannot take a GPU tensor)."""
     pad = (w + h) * 0.5
-    return (w + pad) * (h + pad)
+    return torch.sqrt((w + pad) * (h + pad))
