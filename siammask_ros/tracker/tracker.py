@@ -340,7 +340,7 @@ class _Stepper:
     ) -> list[tuple[_Choice, np.ndarray | None]]:
         """Network, choice and mask probabilities (None when not publishing) for targets
         sharing a search size."""
-        templates = seqs[0].template if len(seqs) == 1 else torch.cat([seq.template for seq in seqs])
+        templates = _stacked_templates(seqs)
         searches = self.search([plan.patch for plan in plans], templates, instance)
         choices = [self.choose(search, seq, plan) for search, seq, plan in zip(searches, seqs, plans)]
         publishing = [k for k, choice in enumerate(choices) if self.publishes(choice)]
@@ -358,7 +358,7 @@ class _Stepper:
     def _search_group_on_device(self, seqs: Sequence[_Sequence], plans: Sequence[_Plan], instance: int) -> torch.Tensor:
         """``_search_group`` without leaving the device: the network, the choice and the mask
         refinement for targets sharing a search size, packed (``device_choice.pack_group``)."""
-        templates = seqs[0].template if len(seqs) == 1 else torch.cat([seq.template for seq in seqs])
+        templates = _stacked_templates(seqs)
         output = self.backend.track([plan.patch for plan in plans], templates)
         score_size = self._checked_score_size(output, instance)
         terms = [
@@ -563,6 +563,11 @@ def _heads_on_host(output: SearchOutput) -> tuple[np.ndarray, np.ndarray]:
     both = torch.cat([output.cls.reshape(batch, -1), output.loc.reshape(batch, -1)], dim=1).float().cpu().numpy()
     split = output.cls[0].numel()
     return both[:, :split].reshape(output.cls.shape), both[:, split:].reshape(output.loc.shape)
+
+
+def _stacked_templates(seqs: Sequence[_Sequence]) -> torch.Tensor:
+    """The template rows of a search group, in its order (a lone target's as it is)."""
+    return seqs[0].template if len(seqs) == 1 else torch.cat([seq.template for seq in seqs])
 
 
 def _batch_row(output: SearchOutput, i: int) -> SearchOutput:
