@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,11 @@ import onnxruntime as ort  # noqa: E402
 
 from siammask_ros.cli.export import main as export_main  # noqa: E402
 from siammask_ros.model import build_siammask, default_weights_path  # noqa: E402
+from siammask_ros.model.backends import OnnxRuntimeBackend  # noqa: E402
 from siammask_ros.model.export import (  # noqa: E402
+    ExportError,
+    _compose_neck,
+    _SearchGraph,
     cached_export,
     check_export,
     export_cache_dir,
@@ -112,3 +117,29 @@ def test_exporting_one_more_size_keeps_the_manifest_whole(bundled: torch.nn.Modu
     export_onnx(bundled, tmp_path, "siammask_mnv2", [255])
     export_onnx(bundled, tmp_path, "siammask_mnv2", [LOST_SIZE])
     assert json.loads((tmp_path / "export.json").read_text())["search_sizes"] == [255, LOST_SIZE]
+
+
+def test_the_neck_is_composed_with_the_box_branches_only_where_that_is_cheaper(bundled: torch.nn.Module) -> None:
+    """MobileNetV2's 96-channel deep feature: one composed 3x3 conv replaces the neck's 1x1
+    and the box branches' 3x3, same values. ResNet-50's 1024 channels: composing would cost
+    more, so the export keeps the two."""
+    composed = _compose_neck(bundled)
+    assert composed is not None and composed.in_channels == 96
+    deep = torch.randn(1, 96, 24, 24) * 3  # wider than 20: the neck crops only template maps
+    with torch.no_grad():
+        separate = _SearchGraph(bundled)._box_branches(bundled.neck(deep))
+        torch.testing.assert_close(torch.relu(composed(deep)), separate, rtol=1e-4, atol=1e-4)
+    resnet = build_siammask("siammask_r50", optimize=True)
+    assert _compose_neck(resnet) is None
+    assert _compose_neck(build_siammask("siammask_mnv2")) is None  # batch norm not folded: not that form
+
+
+def test_a_graph_folder_of_another_format_is_refused_with_the_remedy(exported: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(exported, old)
+    manifest = json.loads((old / "export.json").read_text())
+    (old / "export.json").write_text(json.dumps({**manifest, "format": "siammask_ros-onnx-1"}))
+    with pytest.raises(ExportError, match="format 'siammask_ros-onnx-1'.*export them again with siammask-export"):
+        OnnxRuntimeBackend(old, device="cpu")
+    (old / "export.json").unlink()  # without a manifest the template graph's metadata decides: this one's
+    assert OnnxRuntimeBackend(old, device="cpu").directory == old

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .export import REFINE_INPUTS
 from .heads import Refine, RefineInputs
 from .siammask import SearchOutput, SiamMask, resolve_device
 
@@ -281,11 +282,12 @@ class OnnxRuntimeBackend:
     def __init__(self, directory: str | os.PathLike[str], device: str = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        from .export import graph_file
+        from .export import check_format, graph_file
 
         self.directory = Path(directory)
         if not graph_file(self.directory, "template").is_file():
             raise FileNotFoundError(f"{self.directory} holds no exported SiamMask graphs (template.onnx missing)")
+        check_format(self.directory)
         self.providers = onnxruntime_providers(device)
         self._device_name = str(device)
         self.device = torch.device("cpu")  # outputs come back as host arrays
@@ -345,21 +347,20 @@ class OnnxRuntimeBackend:
         return torch.from_numpy(features)
 
     def track(self, patches: Sequence[np.ndarray], templates: Tensor) -> SearchOutput:
-        """Box branches for every row; the mask branch is left at the neck's search feature
-        (in ``mask_corr``) and the row's mask kernel (appended to ``skips``): ``refine``
-        correlates them at the chosen position only."""
+        """Box branches for every row; the mask branch is left at the graph's
+        ``mask_feature`` (in ``mask_corr``; see export) and the row's mask kernel (appended
+        to ``skips``): ``refine`` correlates them at the chosen position only."""
         batch = np.stack(patches)
         session = self._search_session(batch.shape[1])
         outputs = self._run_in_chunks(session, {"patches": batch, "kernels": templates.numpy()})
-        cls, loc, search, p0, p1, p2 = (torch.from_numpy(array) for array in outputs)
+        cls, loc, mask_feature, p0, p1, p2 = (torch.from_numpy(array) for array in outputs)
         mask_kernel = templates[:, 2 * templates.shape[1] // 3 :]  # kernels are [cls, loc, mask]
-        return SearchOutput(cls, loc, search, (p0, p1, p2, mask_kernel))
+        return SearchOutput(cls, loc, mask_feature, (p0, p1, p2, mask_kernel))
 
     def refine(self, rows: Sequence[SearchOutput], positions: Sequence[Position]) -> np.ndarray:
         _check_rows(rows, positions)
         crops = [self._refine_inputs(out, row, col) for out, (row, col) in zip(rows, positions)]
-        names = ("p0", "p1", "p2", "search_window", "mask_kernel")
-        feed = {name: np.concatenate(parts) for name, parts in zip(names, zip(*crops))}
+        feed = {name: np.concatenate(parts) for name, parts in zip(REFINE_INPUTS, zip(*crops))}
         (prob,) = self._run_in_chunks(self._session("refine"), feed)
         return prob
 
@@ -377,9 +378,9 @@ class OnnxRuntimeBackend:
     def _refine_inputs(self, out: SearchOutput, row: int, col: int) -> tuple[np.ndarray, ...]:
         score_size = int(out.cls.shape[-1])
         windows = crop_skip_windows([s.numpy() for s in out.skips[:3]], 0, row, col, score_size, self._windows)
-        search = out.mask_corr.numpy()
-        side = search.shape[-1] - score_size + 1  # neck pixels one score cell's correlation reads
-        window = np.ascontiguousarray(search[:1, :, row : row + side, col : col + side])
+        feature = out.mask_corr.numpy()
+        side = feature.shape[-1] - score_size + 1  # feature pixels one score cell's correlation reads
+        window = np.ascontiguousarray(feature[:1, :, row : row + side, col : col + side])
         return (*windows, window, np.ascontiguousarray(out.skips[3].numpy()))
 
     def _search_session(self, size: int) -> object:

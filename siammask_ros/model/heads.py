@@ -69,8 +69,12 @@ class AdjustLayer(nn.Module):
         self.crop_below = crop_below
         init_weights(self)
 
+    def project(self, x: Tensor) -> Tensor:
+        """The 1x1 conv + norm alone, never cropped (a window of a search feature)."""
+        return self.downsample(x)
+
     def forward(self, x: Tensor) -> Tensor:
-        x = self.downsample(x)
+        x = self.project(x)
         width = x.shape[-1]
         if width >= self.crop_below:
             return x
