@@ -13,7 +13,9 @@ Rows:
 
 ``crops``: where the torch rows cut their crops (``--crops``; host with OpenCV, or device:
 the frame uploaded once and cropped on the network's device, the default on a GPU).
-Ratios are to torch fp32 with host crops.
+Ratios are to torch fp32 with host crops: the ratio of the medians, and beside it the
+quartiles of the ratio taken round by round (each round times every variant back to
+back), which show how far the host's load moved it during the run.
 
 ``first ms`` is the first step after the backend was built and warmed up at load.
 Cases whose first step takes over 2 s are timed over at most 3 steps.
@@ -62,6 +64,10 @@ class Row:
     per_target_ms: float
     first_ms: float
     ratio: float  # torch fp32 step time / this step time (same arch, search, targets)
+    # Quartiles of the same ratio taken round by round (both steps timed back to back): how
+    # far the host's load moved it during the run.
+    ratio_p25: float
+    ratio_p75: float
 
 
 @dataclass(frozen=True)
@@ -104,12 +110,29 @@ def _variants(arch: str, weights: Path | None, device: torch.device, sizes: list
     return variants
 
 
-def _base_step(variants: list[Variant], times: dict[int, tuple[float, float]]) -> float:
+@dataclass(frozen=True)
+class CaseTimes:
+    """One variant's step times in one case, ms."""
+
+    median: float
+    first: float  # the first step after warm-up
+    rounds: list[float]  # one timed step per round, in order
+
+
+def _base_index(variants: list[Variant]) -> int | None:
     """The ratios' denominator: the torch fp32 step with host crops (today's path), or with
     device crops where only those ran."""
-    steps = sorted((v.crops != "host", times[i][0]) for i, v in enumerate(variants)
-                   if v.backend == "torch" and v.precision == "fp32")  # fmt: skip
-    return steps[0][1] if steps else float("nan")
+    candidates = sorted((v.crops != "host", i) for i, v in enumerate(variants)
+                        if v.backend == "torch" and v.precision == "fp32")  # fmt: skip
+    return candidates[0][1] if candidates else None
+
+
+def _ratios(base: CaseTimes | None, times: CaseTimes) -> tuple[float, float, float]:
+    """(ratio of medians, 25th and 75th percentile of the round-by-round ratios)."""
+    if base is None:
+        return float("nan"), float("nan"), float("nan")
+    paired = np.asarray(base.rounds) / np.asarray(times.rounds)
+    return base.median / times.median, float(np.percentile(paired, 25)), float(np.percentile(paired, 75))
 
 
 def _build(arch: str, weights: Path | None, device: torch.device, optimize: bool = False) -> torch.nn.Module:
@@ -141,9 +164,9 @@ def _timed(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def bench_case(variants: list[Variant], search: int, targets: int, frame: np.ndarray, repeats: int,
-               device: torch.device) -> dict[int, tuple[float, float]]:  # fmt: skip
-    """(median step ms, first step ms) per variant index, variants interleaved in pairs of
-    steps of which the second is timed."""
+               device: torch.device) -> dict[int, CaseTimes]:  # fmt: skip
+    """Step times per variant index, variants interleaved in pairs of steps of which the
+    second is timed."""
     lost = search != 255
     config = TrackerConfig(long_term=LongTermConfig(enabled=lost, search_size=max(search, 255)))
     height, width = frame.shape[:2]
@@ -174,7 +197,7 @@ def bench_case(variants: list[Variant], search: int, targets: int, frame: np.nda
             # backend's, whose switch cost up to 10 ms on two cores.
             step(tracker)()
             times[i].append(_timed(step(tracker), device))
-    return {i: (statistics.median(times[i]), first[i]) for i in times}
+    return {i: CaseTimes(statistics.median(times[i]), first[i], times[i]) for i in times}
 
 
 def run_guard(arch: str, weights: Path | None, device: torch.device, variants: list[Variant],
@@ -305,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     guard_ok = True
     print(f"{'arch':<14} {'backend':<12} {'prec':<5} {'crops':<6} {'search':>6} {'tgts':>4} {'step ms':>8} {'/tgt':>7} "
-          f"{'first':>7} {'ratio':>6}")  # fmt: skip
+          f"{'first':>7} {'ratio':>6}  {'rounds p25-p75':>14}")  # fmt: skip
     for arch in archs:
         arch_weights = _weights_for(arch, weights)
         print(f"{arch}: {arch_weights or 'random weights (seeded)'}")
@@ -316,14 +339,16 @@ def main(argv: list[str] | None = None) -> int:
                 reference_too = targets == 1  # the reference-style mode: one target, as the published loop
                 chosen = [v for v in variants if v.backend != "reference" or reference_too]
                 times = bench_case(chosen, search, targets, frame, args.repeats, device)
-                base = _base_step(chosen, times)
+                base_index = _base_index(chosen)
+                base = times[base_index] if base_index is not None else None
                 for i, variant in enumerate(chosen):
-                    step, first = times[i]
+                    step, first = times[i].median, times[i].first
                     row = Row(arch, variant.backend, variant.precision, variant.crops, search, targets, step, step / targets,
-                              first, base / step)  # fmt: skip
+                              first, *_ratios(base, times[i]))  # fmt: skip
                     rows.append(row)
                     print(f"{arch:<14} {row.backend:<12} {row.precision:<5} {row.crops:<6} {search:>6} {targets:>4} "
-                          f"{step:>8.1f} {row.per_target_ms:>7.1f} {first:>7.1f} {row.ratio:>6.2f}", flush=True)
+                          f"{step:>8.1f} {row.per_target_ms:>7.1f} {first:>7.1f} {row.ratio:>6.2f}  "
+                          f"{row.ratio_p25:>6.2f}-{row.ratio_p75:<6.2f}", flush=True)  # fmt: skip
         if args.guard_frames > 0:
             for label, result in run_guard(arch, arch_weights, device, variants, args.guard_frames):
                 # An fp32 path that leaves the reference is a bug (non-zero exit); a reduced
