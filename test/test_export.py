@@ -18,7 +18,6 @@ from siammask_ros.model import build_siammask, default_weights_path  # noqa: E40
 from siammask_ros.model.backends import OnnxRuntimeBackend  # noqa: E402
 from siammask_ros.model.export import (  # noqa: E402
     ExportError,
-    _compose_neck,
     _SearchGraph,
     cached_export,
     check_export,
@@ -123,15 +122,16 @@ def test_the_neck_is_composed_with_the_box_branches_only_where_that_is_cheaper(b
     """MobileNetV2's 96-channel deep feature: one composed 3x3 conv replaces the neck's 1x1
     and the box branches' 3x3, same values. ResNet-50's 1024 channels: composing would cost
     more, so the export keeps the two."""
-    composed = _compose_neck(bundled)
+    composed = _SearchGraph(bundled).neck_search
     assert composed is not None and composed.in_channels == 96
     deep = torch.randn(1, 96, 24, 24) * 3  # wider than 20: the neck crops only template maps
     with torch.no_grad():
-        separate = _SearchGraph(bundled)._box_branches(bundled.neck(deep))
+        search = bundled.neck(deep)
+        separate = torch.cat([bundled.rpn_head[name].conv_search(search) for name in ("cls", "loc")], dim=1)
         torch.testing.assert_close(torch.relu(composed(deep)), separate, rtol=1e-4, atol=1e-4)
     resnet = build_siammask("siammask_r50", optimize=True)
-    assert _compose_neck(resnet) is None
-    assert _compose_neck(build_siammask("siammask_mnv2")) is None  # batch norm not folded: not that form
+    assert _SearchGraph(resnet).neck_search is None
+    assert _SearchGraph(build_siammask("siammask_mnv2")).neck_search is None  # batch norm not folded: not that form
 
 
 def test_a_graph_folder_of_another_format_is_refused_with_the_remedy(exported: Path, tmp_path: Path) -> None:

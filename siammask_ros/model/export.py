@@ -144,17 +144,24 @@ class _SearchGraph(nn.Module):
     because its correlation is needed at one position only (the refine graph computes it
     there: exact, and a third of the heads' work saved).
 
-    With ``neck_search`` (``_compose_neck``) the box branches start from the deep feature
-    and ``mask_feature`` is the deep feature; else they start from the neck's output,
-    which is ``mask_feature``.
+    Where the neck composes with the box branches (``_compose_neck``: ``neck_search``), the
+    box branches start from the deep feature and ``mask_feature`` is the deep feature
+    (``from_deep``); else they start from the neck's output, which is ``mask_feature``.
+    The module is the same for every search size.
     """
 
-    def __init__(self, model: SiamMask, neck_search: nn.Conv2d | None = None) -> None:
+    def __init__(self, model: SiamMask) -> None:
         super().__init__()
         self.model = model
         self.heads = _heads(model)[:2]
-        self.fused_search = _fuse_parallel_convs([head.conv_search for head in self.heads])
-        self.neck_search = neck_search
+        fused = _fuse_parallel_convs([head.conv_search for head in self.heads])
+        self.neck_search = _compose_neck(model.neck, fused)
+        self.fused_search = fused if self.neck_search is None else None
+
+    @property
+    def from_deep(self) -> bool:
+        """``mask_feature`` is the deep feature, so the refine graph applies the neck."""
+        return self.neck_search is not None
 
     def forward(self, patches: Tensor, kernels: Tensor) -> tuple[Tensor, ...]:
         p0, p1, p2, deep = self.model.backbone(_to_nchw(patches))
@@ -192,21 +199,20 @@ class _RefineGraph(nn.Module):
         return torch.sigmoid(self.refine.fuse(RefineInputs(p0, p1, p2, corr)))
 
 
-def _compose_neck(model: SiamMask) -> nn.Conv2d | None:
-    """The neck's 1x1 convolution followed by the box branches' fused 3x3 convolution, as
-    one convolution from the deep feature, where that form exists and costs fewer
-    multiply-adds per output pixel; else None.
+def _compose_neck(neck: nn.Module, conv: nn.Conv2d | None) -> nn.Conv2d | None:
+    """The neck's 1x1 convolution followed by ``conv`` (the box branches' fused 3x3
+    convolution, ``_fuse_parallel_convs``), as one convolution from the deep feature, where
+    that form exists and costs fewer multiply-adds per output pixel; else None.
 
     Exact up to float rounding because nothing nonlinear lies between the two and the 3x3
     convolution does not pad (a padded one would see zeros where the neck's output has
     its bias).
     """
-    neck = getattr(model.neck, "downsample", None)
-    layers = list(neck.children()) if isinstance(neck, nn.Sequential) else []
+    projection = getattr(neck, "downsample", None)
+    layers = list(projection.children()) if isinstance(projection, nn.Sequential) else []
     if len(layers) != 2 or type(layers[0]) is not nn.Conv2d or type(layers[1]) is not nn.Identity:
         return None  # not a folded 1x1 conv (batch norm still separate, or another neck)
     pointwise = layers[0]
-    conv = _fuse_parallel_convs([head.conv_search for head in _heads(model)[:2]])
     if conv is None or pointwise.kernel_size != (1, 1) or pointwise.stride != (1, 1) or pointwise.groups != 1:
         return None
     if pointwise.padding != (0, 0) or conv.padding != (0, 0):
@@ -340,8 +346,8 @@ def export_onnx(
         optimize_for_inference(net, channels_last=False)
     out_dir = Path(directory)
     out_dir.mkdir(parents=True, exist_ok=True)
-    neck_search = _compose_neck(net)
-    from_deep = neck_search is not None
+    search_graph = _SearchGraph(net)
+    from_deep = search_graph.from_deep
     paths: list[Path] = []
     for size in sizes:
         examples = _example_inputs(net, size, from_deep)
@@ -355,7 +361,7 @@ def export_onnx(
                    _metadata(arch, "refine", None, preset, opset), opset)  # fmt: skip
             paths.append(path)
         path = graph_file(out_dir, "search", size)
-        _write(_SearchGraph(net, neck_search), examples["search"], path, SEARCH_INPUTS, SEARCH_OUTPUTS,
+        _write(search_graph, examples["search"], path, SEARCH_INPUTS, SEARCH_OUTPUTS,
                _metadata(arch, "search", size, preset, opset), opset)  # fmt: skip
         paths.append(path)
     _write_manifest(out_dir, arch, preset, sorted(set(sizes) | _listed_sizes(out_dir, arch, preset)))
